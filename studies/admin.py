@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from studies.models import (
+    Condition,
+    Fit,
+    Rater,
+    RaterSession,
+    SourceImage,
+    Stimulus,
+    Study,
+    Trial,
+    Vote,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For the record of what raters saw and answered: viewable, never editable."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = ["slug", "title", "owner", "status", "anchor_codec", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["slug", "title"]
+
+
+@admin.register(SourceImage)
+class SourceImageAdmin(admin.ModelAdmin):
+    list_display = ["name", "study", "width", "height"]
+    list_filter = ["study"]
+    readonly_fields = ["token", "sha256", "width", "height"]
+
+
+@admin.register(Condition)
+class ConditionAdmin(admin.ModelAdmin):
+    list_display = ["name", "study", "codec", "rate_index", "target_bpp"]
+    list_filter = ["study", "codec"]
+
+
+@admin.register(Stimulus)
+class StimulusAdmin(ReadOnlyAdmin):
+    list_display = ["condition", "source_image", "bpp", "bitstream_bytes", "codec_library"]
+    list_filter = ["condition__study", "condition__codec"]
+
+
+@admin.register(Rater)
+class RaterAdmin(ReadOnlyAdmin):
+    list_display = ["platform", "external_id", "created_at"]
+    search_fields = ["external_id"]
+
+
+@admin.register(RaterSession)
+class RaterSessionAdmin(ReadOnlyAdmin):
+    list_display = ["study", "rater", "status", "trials_total", "started_at", "completed_at"]
+    list_filter = ["study", "status"]
+    exclude = ["token"]
+
+
+@admin.register(Trial)
+class TrialAdmin(ReadOnlyAdmin):
+    list_display = ["public_id", "session", "position", "source_image", "is_golden", "issued_at"]
+    list_filter = ["session__study", "is_golden"]
+
+
+@admin.register(Vote)
+class VoteAdmin(ReadOnlyAdmin):
+    list_display = ["trial", "choice", "response_ms", "flips", "created_at"]
+    list_filter = ["trial__session__study", "choice"]
+
+
+@admin.register(Fit)
+class FitAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "study", "status", "n_votes", "created_at", "finished_at"]
+    list_filter = ["study", "status"]

@@ -1,0 +1,47 @@
+"""Validation of what raters and researchers send."""
+
+from __future__ import annotations
+
+from django import forms
+
+from studies.models import Rater, Vote
+
+# Recruitment parameters kept with a session, by platform (the names the
+# platforms put in the study URL).
+RECRUITMENT_FIELDS = ("study_id", "session_id", "assignment_id", "hit_id")
+MAX_RESPONSE_MS = 24 * 60 * 60 * 1000
+MAX_FLIPS = 100_000
+
+
+class SessionStartForm(forms.Form):
+    participant = forms.CharField(max_length=128)
+    platform = forms.ChoiceField(choices=Rater.Platform.choices, required=False)
+    study_id = forms.CharField(max_length=128, required=False)
+    session_id = forms.CharField(max_length=128, required=False)
+    assignment_id = forms.CharField(max_length=128, required=False)
+    hit_id = forms.CharField(max_length=128, required=False)
+
+    def clean_platform(self) -> str:
+        return self.cleaned_data.get("platform") or Rater.Platform.DIRECT
+
+    def recruitment(self) -> dict[str, str]:
+        return {key: self.cleaned_data[key] for key in RECRUITMENT_FIELDS if self.cleaned_data[key]}
+
+
+class VoteForm(forms.Form):
+    choice = forms.ChoiceField(choices=Vote.Choice.choices)
+    client_vote_id = forms.UUIDField()
+    response_ms = forms.IntegerField(min_value=0, max_value=MAX_RESPONSE_MS)
+    flips = forms.IntegerField(min_value=0, max_value=MAX_FLIPS, required=False)
+
+    def clean_flips(self) -> int:
+        return self.cleaned_data.get("flips") or 0
+
+
+def form_errors(form: forms.Form) -> str:
+    """One line naming every field that is wrong and why."""
+    parts = []
+    for field, errors in form.errors.get_json_data().items():
+        messages = "; ".join(e["message"] for e in errors)
+        parts.append(f"{field}: {messages}" if field != "__all__" else messages)
+    return ", ".join(parts)

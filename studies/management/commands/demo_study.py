@@ -1,0 +1,74 @@
+"""Build the demo study (idempotent: an existing study is left as it is)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from studies import demo, services
+from studies.ladder import LadderError, encode_ladders
+from studies.models import Study
+
+
+class Command(BaseCommand):
+    help = (
+        "Build the demo study: skimage photographs and a graphics image, four codecs, four rates."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--slug", default=demo.DEMO_SLUG, help="Slug of the study to build.")
+        parser.add_argument(
+            "--no-screening",
+            action="store_true",
+            help="Let raters start comparing at once (e.g. to try the rater API).",
+        )
+        parser.add_argument("--workers", type=int, default=None, help="Encoder processes.")
+
+    def handle(self, *args: Any, **options: Any) -> str:
+        owner = self._researcher()
+        slug = options["slug"]
+        if Study.objects.filter(slug=slug).exists():
+            return f"Study {slug!r} exists already; nothing changed."
+        images = demo.demo_images()
+        self.stdout.write(
+            f"Encoding {len(images)} images with {len(demo.DEMO_LADDERS)} codecs "
+            f"at {sum(len(ladder.targets_bpp) for ladder in demo.DEMO_LADDERS)} rate points…"
+        )
+
+        def progress(done: int, total: int) -> None:
+            self.stdout.write(f"  {done}/{total} image × codec ladders encoded")
+
+        try:
+            stimuli = encode_ladders(
+                images, demo.DEMO_LADDERS, workers=options["workers"], progress=progress
+            )
+        except LadderError as exc:
+            raise CommandError(str(exc)) from exc
+        study = services.study_create(
+            slug=slug,
+            title=demo.DEMO_TITLE,
+            owner=owner,
+            anchor_codec=demo.DEMO_ANCHOR,
+            sources=images,
+            stimuli=stimuli,
+            trials_per_session=demo.DEMO_TRIALS_PER_SESSION,
+            completion_code=demo.DEMO_COMPLETION_CODE,
+            screening_required=not options["no_screening"],
+        )
+        return (
+            f"Built study {study.slug!r}: {len(images)} images, "
+            f"{study.conditions.count()} conditions, {len(stimuli)} stimuli."
+        )
+
+    def _researcher(self) -> Any:
+        user_model = get_user_model()
+        user = user_model.objects.filter(username=demo.DEMO_RESEARCHER).first()
+        if user is not None:
+            return user
+        password, _ = demo.researcher_password(settings.DEMO_CREDENTIALS_FILE)
+        user = user_model.objects.create_user(username=demo.DEMO_RESEARCHER, password=password)
+        self.stdout.write(f"Created researcher account {demo.DEMO_RESEARCHER!r}.")
+        return user

@@ -1,0 +1,395 @@
+"""Studies, their stimuli, the raters who judge them, and what they answered.
+
+The database enforces what must always hold (unique names, one vote per trial,
+a vote id used once, positive sizes and rates, two different stimuli in a
+trial); services in ``studies.services`` keep the rules that span tables (the
+two stimuli of a trial show the same source image of the trial's study).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.urls import reverse
+
+# Lengths of the opaque tokens. A session token is a bearer credential; an
+# image token only has to be unguessable and the same shape for every image.
+SESSION_TOKEN_BYTES = 24
+IMAGE_TOKEN_BYTES = 16
+
+
+# Where Prolific expects a participant who finished (docs: "completion URL").
+PROLIFIC_COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc={code}"
+
+
+def new_session_token() -> str:
+    return secrets.token_urlsafe(SESSION_TOKEN_BYTES)
+
+
+def new_image_token() -> str:
+    return secrets.token_hex(IMAGE_TOKEN_BYTES)
+
+
+def new_study_seed() -> int:
+    return secrets.randbelow(2**31)
+
+
+# Choices are module-level classes (each model keeps a nested alias, e.g.
+# Study.Status) so that the models' Meta constraints can list their values.
+
+
+class StudyStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    OPEN = "open", "Open"
+    PAUSED = "paused", "Paused"
+    CLOSED = "closed", "Closed"
+
+
+class Study(models.Model):
+    Status = StudyStatus
+
+    class DisplayMode(models.TextChoices):
+        SIDE_BY_SIDE = "side-by-side", "Side by side with the original"
+
+    DEFAULT_QUESTION = "Which image is closer to the original?"
+    DEFAULT_TRIALS_PER_SESSION = 30
+    # Largest square, in image pixels, shown of each image; larger images are
+    # shown as a crop that the server chooses per trial.
+    DEFAULT_CROP_SIZE = 384
+    # The field's default minimum viewing time before a choice is accepted.
+    DEFAULT_MIN_VIEW_MS = 1000
+
+    slug = models.SlugField(max_length=64, unique=True)
+    title = models.CharField(max_length=200)
+    question = models.CharField(max_length=300, default=DEFAULT_QUESTION)
+    instructions = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_studies"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    anchor_codec = models.CharField(
+        max_length=64, help_text="Codec that BD-rates are measured against."
+    )
+    display_mode = models.CharField(
+        max_length=32, choices=DisplayMode.choices, default=DisplayMode.SIDE_BY_SIDE
+    )
+    crop_size = models.PositiveIntegerField(default=DEFAULT_CROP_SIZE)
+    trials_per_session = models.PositiveIntegerField(default=DEFAULT_TRIALS_PER_SESSION)
+    allow_ties = models.BooleanField(default=False)
+    min_view_ms = models.PositiveIntegerField(default=DEFAULT_MIN_VIEW_MS)
+    screening_required = models.BooleanField(default=True)
+    completion_code = models.CharField(
+        max_length=64, blank=True, help_text="Code the recruitment platform expects at the end."
+    )
+    seed = models.PositiveIntegerField(
+        default=new_study_seed, help_text="Seeds pair scheduling, sides and crops."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "studies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(trials_per_session__gt=0), name="study_trials_per_session_positive"
+            ),
+            models.CheckConstraint(condition=Q(crop_size__gt=0), name="study_crop_size_positive"),
+            models.CheckConstraint(
+                condition=Q(status__in=StudyStatus.values), name="study_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN
+
+
+class SourceImage(models.Model):
+    """An original image; shown as the reference and compressed by every condition."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="source_images")
+    name = models.SlugField(max_length=100)
+    file = models.FileField(upload_to="sources/")
+    token = models.CharField(max_length=64, unique=True, default=new_image_token)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["study", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "name"], name="source_image_name_unique"),
+            models.CheckConstraint(
+                condition=Q(width__gt=0) & Q(height__gt=0), name="source_image_size_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}/{self.name}"
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+class Condition(models.Model):
+    """One codec at one rate point, applied to every source image of the study."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="conditions")
+    name = models.SlugField(max_length=100)
+    codec = models.CharField(max_length=64)
+    rate_index = models.PositiveSmallIntegerField(
+        help_text="Position on the codec's rate ladder, 0 = fewest bits."
+    )
+    target_bpp = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study", "codec", "rate_index"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "name"], name="condition_name_unique"),
+            models.UniqueConstraint(
+                fields=["study", "codec", "rate_index"], name="condition_rate_point_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(target_bpp__isnull=True) | Q(target_bpp__gt=0),
+                name="condition_target_bpp_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug}/{self.name}"
+
+
+class Stimulus(models.Model):
+    """The decoded reconstruction of one source image under one condition."""
+
+    condition = models.ForeignKey(Condition, on_delete=models.CASCADE, related_name="stimuli")
+    source_image = models.ForeignKey(SourceImage, on_delete=models.CASCADE, related_name="stimuli")
+    file = models.FileField(upload_to="stimuli/")
+    token = models.CharField(max_length=64, unique=True, default=new_image_token)
+    sha256 = models.CharField(max_length=64, help_text="Of the decoded PNG served to raters.")
+    bitstream_bytes = models.PositiveIntegerField()
+    bpp = models.FloatField(help_text="Bits of the bitstream per pixel of the original.")
+    codec_library = models.CharField(max_length=100)
+    codec_version = models.CharField(max_length=100)
+    settings = models.JSONField(default=dict, help_text="Encoder settings used.")
+
+    class Meta:
+        verbose_name_plural = "stimuli"
+        ordering = ["condition", "source_image"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["condition", "source_image"], name="stimulus_condition_image_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(bitstream_bytes__gt=0), name="stimulus_bytes_positive"
+            ),
+            models.CheckConstraint(condition=Q(bpp__gt=0), name="stimulus_bpp_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.condition} on {self.source_image.name}"
+
+
+class RaterPlatform(models.TextChoices):
+    PROLIFIC = "prolific", "Prolific"
+    MTURK = "mturk", "Amazon Mechanical Turk"
+    DIRECT = "direct", "Direct link"
+
+
+class Rater(models.Model):
+    """A person as the recruitment platform identifies them."""
+
+    Platform = RaterPlatform
+
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    external_id = models.CharField(max_length=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["platform", "external_id"], name="rater_identity_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(platform__in=RaterPlatform.values), name="rater_platform_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(external_id=""), name="rater_external_id_not_empty"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.external_id}"
+
+
+class SessionStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    COMPLETED = "completed", "Completed"
+
+
+class RaterSession(models.Model):
+    """One rater's work on one study; reloading the entry link resumes it."""
+
+    Status = SessionStatus
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="sessions")
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="sessions")
+    token = models.CharField(max_length=64, unique=True, default=new_session_token)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    trials_total = models.PositiveIntegerField()
+    recruitment = models.JSONField(
+        default=dict, blank=True, help_text="Platform parameters, e.g. Prolific STUDY_ID."
+    )
+    user_agent = models.CharField(max_length=300, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    screening_passed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "rater"], name="session_one_per_rater"),
+            models.CheckConstraint(
+                condition=Q(trials_total__gt=0), name="session_trials_total_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=SessionStatus.values), name="session_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="active") | Q(completed_at__isnull=False),
+                name="session_completed_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.slug} / {self.rater}"
+
+    @property
+    def is_admitted(self) -> bool:
+        """May this session be shown comparisons (screening passed or not required)?"""
+        return not self.study.screening_required or self.screening_passed_at is not None
+
+    @property
+    def is_completed(self) -> bool:
+        return self.status == self.Status.COMPLETED
+
+    def completion_url(self) -> str:
+        """Where the rater goes after the last vote: the platform's URL, or our page."""
+        if self.rater.platform == Rater.Platform.PROLIFIC and self.study.completion_code:
+            return PROLIFIC_COMPLETION_URL.format(code=quote(self.study.completion_code))
+        return reverse("studies:rater_done", kwargs={"slug": self.study.slug})
+
+
+class Trial(models.Model):
+    """A comparison issued to one session: two stimuli of the same source image."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    session = models.ForeignKey(RaterSession, on_delete=models.CASCADE, related_name="trials")
+    position = models.PositiveIntegerField(help_text="0-based order within the session.")
+    source_image = models.ForeignKey(SourceImage, on_delete=models.PROTECT, related_name="+")
+    left = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="+")
+    right = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="+")
+    is_golden = models.BooleanField(default=False)
+    crop_x = models.PositiveIntegerField(default=0)
+    crop_y = models.PositiveIntegerField(default=0)
+    crop_width = models.PositiveIntegerField()
+    crop_height = models.PositiveIntegerField()
+    issued_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["session", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "position"], name="trial_position_unique"),
+            models.CheckConstraint(condition=~Q(left=F("right")), name="trial_two_stimuli"),
+            models.CheckConstraint(
+                condition=Q(crop_width__gt=0) & Q(crop_height__gt=0),
+                name="trial_crop_size_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"trial {self.public_id}"
+
+
+class VoteChoice(models.TextChoices):
+    LEFT = "left", "Left"
+    RIGHT = "right", "Right"
+    TIE = "tie", "Can't tell"
+
+
+class Vote(models.Model):
+    """The answer to one trial. Retrying with the same client id is a no-op."""
+
+    Choice = VoteChoice
+
+    trial = models.OneToOneField(Trial, on_delete=models.PROTECT, related_name="vote")
+    client_vote_id = models.UUIDField(unique=True)
+    choice = models.CharField(max_length=8, choices=Choice.choices)
+    response_ms = models.PositiveIntegerField()
+    flips = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(choice__in=VoteChoice.values), name="vote_choice_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.choice} on {self.trial}"
+
+
+class FitStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class Fit(models.Model):
+    """One run of the analysis on a study's votes, done by a background task."""
+
+    Status = FitStatus
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="fits")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    anchor_codec = models.CharField(max_length=64)
+    seed = models.PositiveIntegerField()
+    n_votes = models.PositiveIntegerField(null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    output_dir = models.CharField(max_length=300, blank=True, help_text="Relative to MEDIA_ROOT.")
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        get_latest_by = "created_at"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=FitStatus.values), name="fit_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"fit {self.pk} of {self.study.slug} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}

@@ -1,0 +1,121 @@
+"""Which pair a rater sees next: balanced random within an image.
+
+Plain data in, one choice out, so the rule can be tested without a database.
+The rule (strategy ``balanced``):
+
+1. Take the images that still have a pair this rater has not seen, and among
+   them the ones with the fewest trials issued so far in the study.
+2. Within the chosen image, among the pairs this rater has not seen, take the
+   pairs whose more frequent condition has appeared least often on this image,
+   then the lowest sum of the two conditions' appearances, then the least
+   issued pairs.
+3. Ties are broken at random; which condition is shown on the left is random.
+
+So every condition appears about equally often on every image, every image
+gets about the same number of trials, and no rater sees a pair twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+# (image id, lower condition id, higher condition id)
+PairKey = tuple[int, int, int]
+
+
+def pair_key(image_id: int, condition_1: int, condition_2: int) -> PairKey:
+    low, high = sorted((condition_1, condition_2))
+    return (image_id, low, high)
+
+
+@dataclass(frozen=True)
+class PairChoice:
+    image_id: int
+    left_condition_id: int
+    right_condition_id: int
+
+
+@dataclass(frozen=True)
+class IssuedCounts:
+    """What the study has issued so far, keyed by image and condition pair."""
+
+    pairs: Mapping[PairKey, int]
+
+    def per_image(self) -> dict[int, int]:
+        totals: dict[int, int] = {}
+        for (image_id, _, _), n in self.pairs.items():
+            totals[image_id] = totals.get(image_id, 0) + n
+        return totals
+
+    def appearances(self) -> dict[tuple[int, int], int]:
+        counts: dict[tuple[int, int], int] = {}
+        for (image_id, low, high), n in self.pairs.items():
+            for condition_id in (low, high):
+                key = (image_id, condition_id)
+                counts[key] = counts.get(key, 0) + n
+        return counts
+
+
+def choose_balanced_pair(
+    *,
+    image_ids: Iterable[int],
+    condition_ids: Iterable[int],
+    issued: IssuedCounts,
+    seen_by_rater: set[PairKey],
+    rng: random.Random,
+) -> PairChoice | None:
+    """Choose the next pair for one rater, or None when the rater has seen every pair.
+
+    Parameters
+    ----------
+    image_ids, condition_ids
+        The study's source images and conditions; every condition has a
+        stimulus for every image.
+    issued
+        Trials issued so far in the whole study (all raters).
+    seen_by_rater
+        Pairs already issued to this rater.
+    rng
+        Source of the random tie-breaks and of the side assignment.
+    """
+    conditions = sorted(set(condition_ids))
+    all_pairs = list(itertools.combinations(conditions, 2))
+    per_image = issued.per_image()
+    appearances = issued.appearances()
+
+    open_images = [
+        image_id
+        for image_id in sorted(set(image_ids))
+        if any((image_id, a, b) not in seen_by_rater for a, b in all_pairs)
+    ]
+    if not open_images:
+        return None
+    fewest = min(per_image.get(image_id, 0) for image_id in open_images)
+    image_id = rng.choice([i for i in open_images if per_image.get(i, 0) == fewest])
+
+    def load(pair: tuple[int, int]) -> tuple[int, int, int]:
+        a, b = pair
+        count_a = appearances.get((image_id, a), 0)
+        count_b = appearances.get((image_id, b), 0)
+        return (max(count_a, count_b), count_a + count_b, issued.pairs.get((image_id, a, b), 0))
+
+    candidates = [p for p in all_pairs if (image_id, *p) not in seen_by_rater]
+    lightest = min(load(p) for p in candidates)
+    first, second = rng.choice([p for p in candidates if load(p) == lightest])
+    if rng.random() < 0.5:
+        first, second = second, first
+    return PairChoice(image_id=image_id, left_condition_id=first, right_condition_id=second)
+
+
+def choose_crop(
+    *, width: int, height: int, crop_size: int, rng: random.Random
+) -> tuple[int, int, int, int]:
+    """A crop of at most crop_size x crop_size at a random position: (x, y, w, h)."""
+    crop_w = min(width, crop_size)
+    crop_h = min(height, crop_size)
+    x = rng.randint(0, width - crop_w)
+    y = rng.randint(0, height - crop_h)
+    return x, y, crop_w, crop_h

@@ -1,0 +1,14 @@
+"""Background tasks (Django's Tasks framework; run by ``manage.py db_worker``)."""
+
+from __future__ import annotations
+
+from django.tasks import task
+
+from studies import services
+
+
+@task()
+def run_fit(fit_id: int) -> str:
+    """Fit a study's votes; the Fit row records progress, outcome and outputs."""
+    fit = services.fit_run(fit_id=fit_id)
+    return fit.status

@@ -1,0 +1,198 @@
+"""Pages: the rater's path (entry, viewer, completion) and the researcher's study pages."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import SuspiciousFileOperation
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils._os import safe_join
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from studies import access, selectors, services
+from studies.forms import SessionStartForm
+from studies.models import Fit, Rater, RaterSession, SourceImage, Stimulus, Study
+
+# Query parameters recruitment platforms append to the study link.
+PROLIFIC_PARAMS = {
+    "PROLIFIC_PID": "participant",
+    "STUDY_ID": "study_id",
+    "SESSION_ID": "session_id",
+}
+# Files of a fit's output directory that researchers may download.
+FIT_FILES = {
+    "report.html": "text/html",
+    "elo.csv": "text/csv",
+    "bd_rate.csv": "text/csv",
+    "diagnostics.json": "application/json",
+}
+# Rater-visible images may be cached by the browser, never by shared caches.
+IMAGE_CACHE_CONTROL = "private, max-age=86400, immutable"
+
+
+# --- Rater pages ----------------------------------------------------------------
+
+
+def _entry_initial(request: HttpRequest) -> dict[str, str]:
+    params = request.GET
+    if "PROLIFIC_PID" in params:
+        initial = {field: params.get(name, "") for name, field in PROLIFIC_PARAMS.items()}
+        initial["platform"] = Rater.Platform.PROLIFIC
+        return initial
+    participant = params.get("participant") or f"anon-{secrets.token_hex(8)}"
+    return {"participant": participant, "platform": Rater.Platform.DIRECT}
+
+
+@require_http_methods(["GET", "POST"])
+def rater_entry(request: HttpRequest, slug: str) -> HttpResponse:
+    """Consent and instructions; agreeing starts (or resumes) the rater's session."""
+    study = get_object_or_404(Study, slug=slug)
+    existing = access.get_rater_session(request, study)
+    if existing is not None and request.method == "GET":
+        return redirect(_next_step(existing))
+    if request.method == "POST":
+        form = SessionStartForm(request.POST)
+        if form.is_valid():
+            try:
+                session, _ = services.rater_session_start(
+                    study=study,
+                    platform=form.cleaned_data["platform"],
+                    participant=form.cleaned_data["participant"],
+                    recruitment=form.recruitment(),
+                    user_agent=request.headers.get("User-Agent", ""),
+                )
+            except services.StudyNotOpen:
+                return render(request, "studies/rater_closed.html", {"study": study}, status=403)
+            access.remember_rater_session(request, session)
+            return redirect(_next_step(session))
+    else:
+        form = SessionStartForm(initial=_entry_initial(request))
+    if not study.is_open:
+        return render(request, "studies/rater_closed.html", {"study": study}, status=403)
+    return render(request, "studies/rater_entry.html", {"study": study, "form": form})
+
+
+def _next_step(session: RaterSession) -> str:
+    if session.is_completed:
+        return reverse("studies:rater_done", kwargs={"slug": session.study.slug})
+    if not session.is_admitted:
+        return reverse("screening:display_check", kwargs={"slug": session.study.slug})
+    return reverse("studies:rater_viewer", kwargs={"slug": session.study.slug})
+
+
+@require_GET
+def rater_viewer(request: HttpRequest, slug: str) -> HttpResponse:
+    study = get_object_or_404(Study, slug=slug)
+    session = access.get_rater_session(request, study)
+    if session is None:
+        return redirect("studies:rater_entry", slug=slug)
+    if session.is_completed or not session.is_admitted:
+        return redirect(_next_step(session))
+    context = {
+        "study": study,
+        "session": session,
+        "next_url": reverse("studies:api_session_next", kwargs={"token": session.token}),
+        "vote_url": reverse(
+            "studies:api_trial_vote",
+            kwargs={"trial_id": "00000000-0000-0000-0000-000000000000"},
+        ),
+    }
+    return render(request, "studies/rater_viewer.html", context)
+
+
+@require_GET
+def rater_done(request: HttpRequest, slug: str) -> HttpResponse:
+    study = get_object_or_404(Study, slug=slug)
+    session = access.get_rater_session(request, study)
+    if session is None:
+        return redirect("studies:rater_entry", slug=slug)
+    if not session.is_completed:
+        return redirect(_next_step(session))
+    return render(request, "studies/rater_done.html", {"study": study, "session": session})
+
+
+@require_GET
+def image(request: HttpRequest, token: str) -> FileResponse:
+    """A rater-visible image by its opaque token; the response names nothing."""
+    record: Stimulus | SourceImage | None = Stimulus.objects.filter(token=token).first()
+    if record is None:
+        record = SourceImage.objects.filter(token=token).first()
+    if record is None:
+        raise Http404("No such image.")
+    response = FileResponse(record.file.open("rb"), content_type="image/png")
+    # FileResponse names the stored file; a rater-visible response names nothing.
+    del response["Content-Disposition"]
+    response["Cache-Control"] = IMAGE_CACHE_CONTROL
+    return response
+
+
+# --- Researcher pages -------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def study_list(request: HttpRequest) -> HttpResponse:
+    studies = Study.objects.filter(owner_id=request.user.pk).order_by("-created_at")
+    return render(request, "studies/study_list.html", {"studies": studies})
+
+
+@login_required
+@require_GET
+def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    study = access.get_study_for_researcher(request, slug)
+    fits = list(study.fits.select_related("requested_by")[:20])
+    latest = next((f for f in fits if f.status == Fit.Status.SUCCEEDED), None)
+    rater_link = request.build_absolute_uri(reverse("studies:rater_entry", kwargs={"slug": slug}))
+    context = {
+        "study": study,
+        "progress": selectors.study_progress(study),
+        "fits": fits,
+        "latest_fit": latest,
+        "rater_link": rater_link,
+        "fit_running": any(not f.is_finished for f in fits),
+    }
+    return render(request, "studies/study_detail.html", context)
+
+
+@login_required
+@require_POST
+def study_fit(request: HttpRequest, slug: str) -> HttpResponse:
+    study = access.get_study_for_researcher(request, slug)
+    services.fit_request(study=study, requested_by=request.user)
+    return redirect("studies:study_detail", slug=slug)
+
+
+@login_required
+@require_GET
+def fit_file(request: HttpRequest, slug: str, fit_id: int, name: str) -> FileResponse:
+    study = access.get_study_for_researcher(request, slug)
+    fit = get_object_or_404(Fit, study=study, pk=fit_id, status=Fit.Status.SUCCEEDED)
+    if name not in FIT_FILES:
+        raise Http404("No such file.")
+    try:
+        path = Path(safe_join(settings.MEDIA_ROOT, fit.output_dir, name))
+    except SuspiciousFileOperation:
+        raise Http404("No such file.") from None
+    if not path.is_file():
+        raise Http404("No such file.")
+    as_attachment = name != "report.html"
+    return FileResponse(
+        path.open("rb"), content_type=FIT_FILES[name], as_attachment=as_attachment, filename=name
+    )
+
+
+@login_required
+@require_GET
+def study_export(request: HttpRequest, slug: str, table: str) -> HttpResponse:
+    study = access.get_study_for_researcher(request, slug)
+    frames = {"votes": selectors.votes_frame, "conditions": selectors.conditions_frame}
+    if table not in frames:
+        raise Http404("No such table.")
+    response = HttpResponse(frames[table](study).to_csv(index=False), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{study.slug}-{table}.csv"'
+    return response

@@ -1,0 +1,130 @@
+"""Shared fixtures: personas, a small real study, isolated media storage."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+# Playwright's sync API runs an event loop in the test thread; Django refuses
+# database access from such a thread unless told it is safe here.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Test on a SQLite file, not in memory: the live server for browser tests then
+    gets a connection per thread instead of sharing one across threads."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        path = tmp_path_factory.mktemp("database") / "test.sqlite3"
+        database.setdefault("TEST", {})["NAME"] = str(path)
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test writes stimuli and fit outputs under its own temporary MEDIA_ROOT."""
+    media = tmp_path_factory.mktemp("media")
+    settings.MEDIA_ROOT = str(media)
+    return media
+
+
+# --- Personas ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def owner(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(username="owner", password="owner-pass-123")
+
+
+@pytest.fixture
+def other_researcher(django_user_model: Any) -> Any:
+    return django_user_model.objects.create_user(username="other", password="other-pass-123")
+
+
+# --- A small study with real codecs ---------------------------------------------------
+
+# Two codecs at two fixed settings each, on two small crops of real photographs:
+# real encodes, fast enough for every test that needs a study.
+SMALL_STUDY_SETTINGS = {"jpeg": (20, 60), "webp": (20, 60)}
+SMALL_IMAGE_SIDE = 96
+
+
+@functools.cache
+def small_sources() -> dict[str, np.ndarray]:
+    from skimage import data
+
+    side = SMALL_IMAGE_SIDE
+    return {
+        "astronaut": np.ascontiguousarray(data.astronaut()[100 : 100 + side, 180 : 180 + side]),
+        "chelsea": np.ascontiguousarray(data.chelsea()[60 : 60 + side, 150 : 150 + side]),
+    }
+
+
+@functools.cache
+def small_stimuli() -> tuple[Any, ...]:
+    import codecs_adapter
+    from studies.ladder import EncodedStimulus
+
+    out = []
+    for codec_name, settings_ in SMALL_STUDY_SETTINGS.items():
+        codec = codecs_adapter.get_codec(codec_name)
+        for rate_index, setting in enumerate(settings_):
+            for image, rgb in small_sources().items():
+                point = codecs_adapter.encode_at(codec, rgb, setting)
+                png = codecs_adapter.png_bytes(point.decoded)
+                out.append(
+                    EncodedStimulus(
+                        image=image,
+                        codec=codec_name,
+                        condition=f"{codec_name}-r{rate_index + 1}",
+                        rate_index=rate_index,
+                        target_bpp=None,
+                        bpp=point.bpp,
+                        bitstream_bytes=point.n_bytes,
+                        png=png,
+                        sha256=codecs_adapter.sha256_bytes(png),
+                        library=point.library,
+                        version=point.version,
+                        settings=dict(point.settings),
+                    )
+                )
+    return tuple(out)
+
+
+@pytest.fixture
+def make_study(db: None, owner: Any) -> Callable[..., Any]:
+    """Build a small open study with real stimuli; keyword arguments set study fields."""
+    from studies import services
+
+    def build(slug: str = "small", **fields: Any) -> Any:
+        fields.setdefault("screening_required", False)
+        fields.setdefault("trials_per_session", 4)
+        fields.setdefault("completion_code", "SMALL-DONE")
+        fields.setdefault("min_view_ms", 0)
+        return services.study_create(
+            slug=slug,
+            title=f"Study {slug}",
+            owner=fields.pop("owner", owner),
+            anchor_codec="jpeg",
+            sources=small_sources(),
+            stimuli=small_stimuli(),
+            **fields,
+        )
+
+    return build
+
+
+@pytest.fixture
+def study(make_study: Callable[..., Any]) -> Any:
+    return make_study()
