@@ -130,7 +130,7 @@ def _banners(result: FitResult) -> list[str]:
             banners.append(
                 _banner(
                     "warning",
-                    f"The BD-rate of {codec} rests on {1 - record['share']:.0%} of the "
+                    f"The BD-rate of {codec} rests on {1 - record['share']:.1%} of the "
                     "posterior draws; the rest had non-increasing or non-overlapping curves.",
                 )
             )

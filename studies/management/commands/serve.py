@@ -50,6 +50,12 @@ class Command(BaseCommand):
             cwd=BASE_DIR,
         )
         children = (web, worker)
+
+        def stop(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        # `kill` (SIGTERM) stops the children too, as Ctrl+C does.
+        signal.signal(signal.SIGTERM, stop)
         try:
             while all(child.poll() is None for child in children):
                 try:
