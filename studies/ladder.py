@@ -43,6 +43,7 @@ class EncodedStimulus:
     library: str
     version: str
     settings: dict[str, Any] = field(default_factory=dict)
+    encodes: int = 1  # encodes the rate search took
 
 
 class LadderError(Exception):
@@ -76,6 +77,7 @@ def _encode_job(
                 library=point.library,
                 version=point.version,
                 settings=dict(point.settings),
+                encodes=point.encodes,
             )
         )
     return done, problems
