@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 
 from studies.models import RaterSession, Study
 
@@ -47,3 +48,28 @@ def get_rater_session_by_bearer(request: HttpRequest) -> RaterSession | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return RaterSession.objects.select_related("study", "rater").filter(token=token.strip()).first()
+
+
+def rater_next_step(session: RaterSession) -> str:
+    """The URL of the page the rater should be on: screening, comparing, or done."""
+    slug = session.study.slug
+    if session.is_completed:
+        return reverse("studies:rater_done", kwargs={"slug": slug})
+    if not session.is_admitted:
+        return reverse("screening:display_check", kwargs={"slug": slug})
+    return reverse("studies:rater_viewer", kwargs={"slug": slug})
+
+
+def rater_session_at_step(
+    request: HttpRequest, slug: str, step: str
+) -> RaterSession | HttpResponseRedirect:
+    """The browser's session on the study if the rater belongs on page ``step``
+    (a URL name); otherwise a redirect to where they belong."""
+    study = get_object_or_404(Study, slug=slug)
+    session = get_rater_session(request, study)
+    if session is None:
+        return redirect("studies:rater_entry", slug=slug)
+    wanted = rater_next_step(session)
+    if wanted != reverse(step, kwargs={"slug": slug}):
+        return redirect(wanted)
+    return session

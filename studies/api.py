@@ -79,11 +79,7 @@ def session_start(request: HttpRequest, slug: str) -> JsonResponse:
         return _error(400, form_errors(form))
     try:
         session, created = services.rater_session_start(
-            study=study,
-            platform=form.cleaned_data["platform"],
-            participant=form.cleaned_data["participant"],
-            recruitment=form.recruitment(),
-            user_agent=request.headers.get("User-Agent", ""),
+            study=study, user_agent=request.headers.get("User-Agent", ""), **form.session_fields()
         )
     except services.StudyNotOpen as exc:
         return _error(403, str(exc))

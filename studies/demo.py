@@ -24,6 +24,8 @@ DEMO_ANCHOR = "jpeg"
 DEMO_COMPLETION_CODE = "DEMO-COMPLETE"
 DEMO_TRIALS_PER_SESSION = 20
 DEMO_MAX_SIDE = 512
+# Seeds the demo's pair schedule, sides and crops, so every build behaves alike.
+DEMO_SEED = 2026
 
 # Four rate points per codec between about 0.1 and 1 bpp. The ladders differ
 # because the codecs differ: JPEG needs more bits for the same quality, and

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from studies.models import Rater, Vote
@@ -24,8 +26,14 @@ class SessionStartForm(forms.Form):
     def clean_platform(self) -> str:
         return self.cleaned_data.get("platform") or Rater.Platform.DIRECT
 
-    def recruitment(self) -> dict[str, str]:
-        return {key: self.cleaned_data[key] for key in RECRUITMENT_FIELDS if self.cleaned_data[key]}
+    def session_fields(self) -> dict[str, Any]:
+        """Keyword arguments of ``services.rater_session_start`` from a valid form."""
+        data = self.cleaned_data
+        return {
+            "platform": data["platform"],
+            "participant": data["participant"],
+            "recruitment": {key: data[key] for key in RECRUITMENT_FIELDS if data[key]},
+        }
 
 
 class VoteForm(forms.Form):

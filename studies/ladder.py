@@ -45,6 +45,33 @@ class EncodedStimulus:
     settings: dict[str, Any] = field(default_factory=dict)
     encodes: int = 1  # encodes the rate search took
 
+    @classmethod
+    def from_point(
+        cls,
+        point: codecs_adapter.RatePoint,
+        *,
+        image: str,
+        condition: str,
+        rate_index: int,
+    ) -> EncodedStimulus:
+        """The stimulus of an encoded rate point: its decoded pixels as a PNG."""
+        png = codecs_adapter.png_bytes(point.decoded)
+        return cls(
+            image=image,
+            codec=point.codec,
+            condition=condition,
+            rate_index=rate_index,
+            target_bpp=point.target_bpp,
+            bpp=point.bpp,
+            bitstream_bytes=point.n_bytes,
+            png=png,
+            sha256=codecs_adapter.sha256_bytes(png),
+            library=point.library,
+            version=point.version,
+            settings=dict(point.settings),
+            encodes=point.encodes,
+        )
+
 
 class LadderError(Exception):
     """Some rate points could not be produced; the message lists every one."""
@@ -62,22 +89,12 @@ def _encode_job(
         except codecs_adapter.TargetUnreachable as exc:
             problems.append(f"{image_name}: {exc}")
             continue
-        png = codecs_adapter.png_bytes(point.decoded)
         done.append(
-            EncodedStimulus(
+            EncodedStimulus.from_point(
+                point,
                 image=image_name,
-                codec=ladder.codec,
                 condition=ladder.condition_name(rate_index),
                 rate_index=rate_index,
-                target_bpp=target,
-                bpp=point.bpp,
-                bitstream_bytes=point.n_bytes,
-                png=png,
-                sha256=codecs_adapter.sha256_bytes(png),
-                library=point.library,
-                version=point.version,
-                settings=dict(point.settings),
-                encodes=point.encodes,
             )
         )
     return done, problems

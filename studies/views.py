@@ -54,22 +54,20 @@ def rater_entry(request: HttpRequest, slug: str) -> HttpResponse:
     study = get_object_or_404(Study, slug=slug)
     existing = access.get_rater_session(request, study)
     if existing is not None and request.method == "GET":
-        return redirect(_next_step(existing))
+        return redirect(access.rater_next_step(existing))
     if request.method == "POST":
         form = SessionStartForm(request.POST)
         if form.is_valid():
             try:
                 session, _ = services.rater_session_start(
                     study=study,
-                    platform=form.cleaned_data["platform"],
-                    participant=form.cleaned_data["participant"],
-                    recruitment=form.recruitment(),
                     user_agent=request.headers.get("User-Agent", ""),
+                    **form.session_fields(),
                 )
             except services.StudyNotOpen:
                 return render(request, "studies/rater_closed.html", {"study": study}, status=403)
             access.remember_rater_session(request, session)
-            return redirect(_next_step(session))
+            return redirect(access.rater_next_step(session))
     else:
         form = SessionStartForm(initial=_entry_initial(request))
     if not study.is_open:
@@ -77,24 +75,13 @@ def rater_entry(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "studies/rater_entry.html", {"study": study, "form": form})
 
 
-def _next_step(session: RaterSession) -> str:
-    if session.is_completed:
-        return reverse("studies:rater_done", kwargs={"slug": session.study.slug})
-    if not session.is_admitted:
-        return reverse("screening:display_check", kwargs={"slug": session.study.slug})
-    return reverse("studies:rater_viewer", kwargs={"slug": session.study.slug})
-
-
 @require_GET
 def rater_viewer(request: HttpRequest, slug: str) -> HttpResponse:
-    study = get_object_or_404(Study, slug=slug)
-    session = access.get_rater_session(request, study)
-    if session is None:
-        return redirect("studies:rater_entry", slug=slug)
-    if session.is_completed or not session.is_admitted:
-        return redirect(_next_step(session))
+    session = access.rater_session_at_step(request, slug, "studies:rater_viewer")
+    if not isinstance(session, RaterSession):
+        return session
     context = {
-        "study": study,
+        "study": session.study,
         "session": session,
         "next_url": reverse("studies:api_session_next", kwargs={"token": session.token}),
         "vote_url": reverse(
@@ -107,13 +94,11 @@ def rater_viewer(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 def rater_done(request: HttpRequest, slug: str) -> HttpResponse:
-    study = get_object_or_404(Study, slug=slug)
-    session = access.get_rater_session(request, study)
-    if session is None:
-        return redirect("studies:rater_entry", slug=slug)
-    if not session.is_completed:
-        return redirect(_next_step(session))
-    return render(request, "studies/rater_done.html", {"study": study, "session": session})
+    session = access.rater_session_at_step(request, slug, "studies:rater_done")
+    if not isinstance(session, RaterSession):
+        return session
+    context = {"study": session.study, "session": session}
+    return render(request, "studies/rater_done.html", context)
 
 
 @require_GET

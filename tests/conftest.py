@@ -82,21 +82,12 @@ def small_stimuli() -> tuple[Any, ...]:
         for rate_index, setting in enumerate(settings_):
             for image, rgb in small_sources().items():
                 point = codecs_adapter.encode_at(codec, rgb, setting)
-                png = codecs_adapter.png_bytes(point.decoded)
                 out.append(
-                    EncodedStimulus(
+                    EncodedStimulus.from_point(
+                        point,
                         image=image,
-                        codec=codec_name,
                         condition=f"{codec_name}-r{rate_index + 1}",
                         rate_index=rate_index,
-                        target_bpp=None,
-                        bpp=point.bpp,
-                        bitstream_bytes=point.n_bytes,
-                        png=png,
-                        sha256=codecs_adapter.sha256_bytes(png),
-                        library=point.library,
-                        version=point.version,
-                        settings=dict(point.settings),
                     )
                 )
     return tuple(out)

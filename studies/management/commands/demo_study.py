@@ -57,6 +57,7 @@ class Command(BaseCommand):
             trials_per_session=demo.DEMO_TRIALS_PER_SESSION,
             completion_code=demo.DEMO_COMPLETION_CODE,
             screening_required=not options["no_screening"],
+            seed=demo.DEMO_SEED,
         )
         return (
             f"Built study {study.slug!r}: {len(images)} images, "
