@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# The comparison page shows three images side by side (original, left, right).
+# The comparison page shows up to three images side by side (original, A, B);
+# the flip modes show two or one.
 PANELS_SIDE_BY_SIDE = 3
 # CSS pixels the page needs beside the images: gaps and margins across,
 # question, buttons and progress bar down.
@@ -38,27 +39,35 @@ class DisplayVerdict:
 
 
 def required_viewport(
-    *, image_width: int, image_height: int, device_pixel_ratio: float
+    *,
+    image_width: int,
+    image_height: int,
+    device_pixel_ratio: float,
+    panels: int = PANELS_SIDE_BY_SIDE,
 ) -> tuple[int, int]:
-    """CSS pixels needed to show the panels of this image size at 1:1 device pixels."""
+    """CSS pixels needed to show ``panels`` images of this size at 1:1 device pixels."""
     panel_w = math.ceil(image_width / device_pixel_ratio)
     panel_h = math.ceil(image_height / device_pixel_ratio)
-    return (
-        PANELS_SIDE_BY_SIDE * panel_w + LAYOUT_EXTRA_WIDTH_CSS,
-        panel_h + LAYOUT_EXTRA_HEIGHT_CSS,
-    )
+    return (panels * panel_w + LAYOUT_EXTRA_WIDTH_CSS, panel_h + LAYOUT_EXTRA_HEIGHT_CSS)
 
 
-def judge_display(report: DisplayReport, *, shown_width: int, shown_height: int) -> DisplayVerdict:
+def judge_display(
+    report: DisplayReport,
+    *,
+    shown_width: int,
+    shown_height: int,
+    panels: int = PANELS_SIDE_BY_SIDE,
+) -> DisplayVerdict:
     """Accept the display when the shown images fit the viewport pixel for pixel.
 
     ``shown_width`` and ``shown_height`` are the largest image (or crop) the
-    study shows, in image pixels.
+    study shows, in image pixels; ``panels`` how many are side by side.
     """
     need_w, need_h = required_viewport(
         image_width=shown_width,
         image_height=shown_height,
         device_pixel_ratio=report.device_pixel_ratio,
+        panels=panels,
     )
     if report.color_depth < MIN_COLOR_DEPTH_BITS:
         return DisplayVerdict(

@@ -26,7 +26,9 @@ def display_check_record(*, session: RaterSession, report: DisplayReport) -> Dis
     and artifact-detection tests are added in front of it.
     """
     width, height = shown_size(session)
-    verdict = judge_display(report, shown_width=width, shown_height=height)
+    verdict = judge_display(
+        report, shown_width=width, shown_height=height, panels=session.study.mode.panels
+    )
     check = DisplayCheck.objects.create(
         session=session,
         device_pixel_ratio=report.device_pixel_ratio,

@@ -6,12 +6,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from evalsite.framing import frameable_by_mturk
 from screening.forms import DisplayReportForm
 from screening.services import display_check_record
 from studies import access
 from studies.models import RaterSession
 
 
+@frameable_by_mturk
 @require_http_methods(["GET", "POST"])
 def display_check(request: HttpRequest, slug: str) -> HttpResponse:
     session = access.rater_session_at_step(request, slug, "screening:display_check")

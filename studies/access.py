@@ -53,7 +53,7 @@ def get_rater_session_by_bearer(request: HttpRequest) -> RaterSession | None:
 def rater_next_step(session: RaterSession) -> str:
     """The URL of the page the rater should be on: screening, comparing, or done."""
     slug = session.study.slug
-    if session.is_completed:
+    if session.has_ended:
         return reverse("studies:rater_done", kwargs={"slug": slug})
     if not session.is_admitted:
         return reverse("screening:display_check", kwargs={"slug": slug})

@@ -38,12 +38,14 @@ def image_url(token: str) -> str:
 
 
 def trial_payload(trial: Trial) -> dict[str, Any]:
+    """What a client needs to show one trial; nothing in it names a condition."""
     session = trial.session
     study = session.study
     return {
         "trial": str(trial.public_id),
         "mode": study.display_mode,
         "question": study.question,
+        "practice": trial.is_practice,
         "images": {
             "reference": image_url(trial.source_image.token),
             "left": image_url(trial.left.token),
@@ -58,13 +60,16 @@ def trial_payload(trial: Trial) -> dict[str, Any]:
         },
         "allow_ties": study.allow_ties,
         "min_view_ms": study.min_view_ms,
-        "min_flips": 0,
-        "progress": {"done": trial.position, "total": session.trials_total},
+        "min_flips": study.required_flips,
+        "progress": {
+            "done": max(0, trial.position - session.practice_total),
+            "total": session.trials_total,
+        },
     }
 
 
 def finished_payload(session: RaterSession) -> dict[str, Any]:
-    return {"finished": True, "completion_url": session.completion_url()}
+    return {"finished": True, "ended": session.status, "completion_url": session.completion_url()}
 
 
 @csrf_exempt
@@ -92,15 +97,18 @@ def session_next(request: HttpRequest, token: str) -> JsonResponse:
     if session is None or session.token != token:
         return _error(401, "send the session token as 'Authorization: Bearer <token>'")
     try:
-        trial = services.trial_next(session=session)
+        pending = services.trials_pending(session=session)
     except services.NotAdmitted as exc:
         return _error(403, str(exc))
     except services.StudyNotOpen as exc:
         return _error(409, str(exc))
-    if trial is None:
+    if not pending:
         session.refresh_from_db()
         return JsonResponse(finished_payload(session))
-    return JsonResponse(trial_payload(trial))
+    payload = trial_payload(pending[0])
+    if len(pending) > 1:
+        payload["next"] = trial_payload(pending[1])
+    return JsonResponse(payload)
 
 
 @csrf_exempt
@@ -125,10 +133,13 @@ def trial_vote(request: HttpRequest, trial_id: uuid.UUID) -> JsonResponse:
         return _error(409, str(exc))
     except services.ServiceError as exc:
         return _error(400, str(exc))
-    payload = {
+    payload: dict[str, Any] = {
         "vote": str(vote.client_vote_id),
         "trial": str(trial_id),
         "choice": vote.choice,
         "recorded_at": vote.created_at.isoformat(),
     }
+    trial = vote.trial
+    if trial.is_practice:  # feedback, so the rater learns the task
+        payload["correct"] = vote.choice == trial.golden_answer
     return JsonResponse(payload, status=201 if created else 200)

@@ -10,7 +10,9 @@ from studies.models import Rater, Vote
 
 # Recruitment parameters kept with a session, by platform (the names the
 # platforms put in the study URL).
-RECRUITMENT_FIELDS = ("study_id", "session_id", "assignment_id", "hit_id")
+RECRUITMENT_FIELDS = ("study_id", "session_id", "assignment_id", "hit_id", "turk_submit_to")
+# Where MTurk may send a finished assignment back (production and sandbox).
+MTURK_SUBMIT_HOSTS = ("https://www.mturk.com", "https://workersandbox.mturk.com")
 MAX_RESPONSE_MS = 24 * 60 * 60 * 1000
 MAX_FLIPS = 100_000
 
@@ -22,9 +24,18 @@ class SessionStartForm(forms.Form):
     session_id = forms.CharField(max_length=128, required=False)
     assignment_id = forms.CharField(max_length=128, required=False)
     hit_id = forms.CharField(max_length=128, required=False)
+    turk_submit_to = forms.CharField(max_length=200, required=False)
 
     def clean_platform(self) -> str:
         return self.cleaned_data.get("platform") or Rater.Platform.DIRECT
+
+    def clean_turk_submit_to(self) -> str:
+        value = self.cleaned_data.get("turk_submit_to", "").rstrip("/")
+        if value and value not in MTURK_SUBMIT_HOSTS:
+            raise forms.ValidationError(
+                f"turkSubmitTo must be one of {', '.join(MTURK_SUBMIT_HOSTS)}, not {value!r}"
+            )
+        return value
 
     def session_fields(self) -> dict[str, Any]:
         """Keyword arguments of ``services.rater_session_start`` from a valid form."""

@@ -50,19 +50,40 @@ class StudyStatus(models.TextChoices):
     CLOSED = "closed", "Closed"
 
 
+class StudyDisplayMode(models.TextChoices):
+    SIDE_BY_SIDE = "side-by-side", "A, original and B side by side"
+    STACKED = "stacked", "A and B in one place, flipped by key; the original beside"
+    FLIP = "flip", "Original, A and B in one place, flipped by key"
+
+    @property
+    def panels(self) -> int:
+        """Images shown side by side in this mode."""
+        return {"side-by-side": 3, "stacked": 2, "flip": 1}[self.value]
+
+    @property
+    def flips(self) -> bool:
+        return self != StudyDisplayMode.SIDE_BY_SIDE
+
+
 class Study(models.Model):
     Status = StudyStatus
 
-    class DisplayMode(models.TextChoices):
-        SIDE_BY_SIDE = "side-by-side", "Side by side with the original"
+    DisplayMode = StudyDisplayMode
 
     DEFAULT_QUESTION = "Which image is closer to the original?"
     DEFAULT_TRIALS_PER_SESSION = 30
     # Largest square, in image pixels, shown of each image; larger images are
     # shown as a crop that the server chooses per trial.
     DEFAULT_CROP_SIZE = 384
-    # The field's default minimum viewing time before a choice is accepted.
+    # The field's defaults (Google's jpegli study): a choice is accepted after
+    # 1 s, and in the flip modes after 3 flips.
     DEFAULT_MIN_VIEW_MS = 1000
+    DEFAULT_MIN_FLIPS = 3
+    # Share of trials that are golden (attention checks); failing this many of
+    # them ends the session (Prolific: two failed checks before a rejection).
+    DEFAULT_GOLDEN_RATE = 0.1
+    GOLDEN_FAILURES_ALLOWED = 1
+    DEFAULT_PRACTICE_TRIALS = 2
 
     slug = models.SlugField(max_length=64, unique=True)
     title = models.CharField(max_length=200)
@@ -82,9 +103,27 @@ class Study(models.Model):
     trials_per_session = models.PositiveIntegerField(default=DEFAULT_TRIALS_PER_SESSION)
     allow_ties = models.BooleanField(default=False)
     min_view_ms = models.PositiveIntegerField(default=DEFAULT_MIN_VIEW_MS)
+    min_flips = models.PositiveIntegerField(
+        default=DEFAULT_MIN_FLIPS, help_text="Flips needed before a choice, in the flip modes."
+    )
+    golden_rate = models.FloatField(
+        default=DEFAULT_GOLDEN_RATE, help_text="Share of trials that are attention checks."
+    )
+    practice_trials = models.PositiveIntegerField(
+        default=DEFAULT_PRACTICE_TRIALS, help_text="Uncounted practice trials with feedback."
+    )
+    pause_every = models.PositiveIntegerField(
+        default=0, help_text="Offer a break after this many trials (0: never)."
+    )
     screening_required = models.BooleanField(default=True)
     completion_code = models.CharField(
         max_length=64, blank=True, help_text="Code the recruitment platform expects at the end."
+    )
+    failed_attention_code = models.CharField(
+        max_length=64, blank=True, help_text="Code for a session ended by failed golden trials."
+    )
+    screen_out_code = models.CharField(
+        max_length=64, blank=True, help_text="Code for a rater who did not pass screening."
     )
     seed = models.PositiveIntegerField(
         default=new_study_seed, help_text="Seeds pair scheduling, sides and crops."
@@ -102,10 +141,27 @@ class Study(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=StudyStatus.values), name="study_status_valid"
             ),
+            models.CheckConstraint(
+                condition=Q(display_mode__in=StudyDisplayMode.values),
+                name="study_display_mode_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(golden_rate__gte=0) & Q(golden_rate__lt=1),
+                name="study_golden_rate_range",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def mode(self) -> StudyDisplayMode:
+        return StudyDisplayMode(self.display_mode)
+
+    @property
+    def required_flips(self) -> int:
+        """Flips a rater must make before choosing (0 where nothing flips)."""
+        return self.min_flips if self.mode.flips else 0
 
     @property
     def is_open(self) -> bool:
@@ -140,10 +196,23 @@ class SourceImage(models.Model):
         return self.width * self.height
 
 
+class ConditionKind(models.TextChoices):
+    STUDY = "study", "Compared in the study"
+    GOLDEN_REFERENCE = "golden-reference", "Golden trials: the original, losslessly"
+    GOLDEN_DEGRADED = "golden-degraded", "Golden trials: a heavily degraded version"
+
+
 class Condition(models.Model):
-    """One codec at one rate point, applied to every source image of the study."""
+    """One codec at one rate point, applied to every source image of the study.
+
+    Golden trials use two conditions of their own kinds (the lossless original
+    and a heavily degraded version); they never enter the analysis.
+    """
+
+    Kind = ConditionKind
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="conditions")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.STUDY)
     name = models.SlugField(max_length=100)
     codec = models.CharField(max_length=64)
     rate_index = models.PositiveSmallIntegerField(
@@ -161,6 +230,9 @@ class Condition(models.Model):
             models.CheckConstraint(
                 condition=Q(target_bpp__isnull=True) | Q(target_bpp__gt=0),
                 name="condition_target_bpp_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=ConditionKind.values), name="condition_kind_valid"
             ),
         ]
 
@@ -234,6 +306,8 @@ class Rater(models.Model):
 class SessionStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     COMPLETED = "completed", "Completed"
+    FAILED_ATTENTION = "failed-attention", "Ended: failed golden trials"
+    SCREENED_OUT = "screened-out", "Ended: did not pass screening"
 
 
 class RaterSession(models.Model):
@@ -245,14 +319,19 @@ class RaterSession(models.Model):
     rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="sessions")
     token = models.CharField(max_length=64, unique=True, default=new_session_token)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    trials_total = models.PositiveIntegerField()
+    trials_total = models.PositiveIntegerField(help_text="Counted trials, golden ones included.")
+    practice_total = models.PositiveIntegerField(
+        default=0, help_text="Practice trials before the counted ones."
+    )
     recruitment = models.JSONField(
         default=dict, blank=True, help_text="Platform parameters, e.g. Prolific STUDY_ID."
     )
     user_agent = models.CharField(max_length=300, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     screening_passed_at = models.DateTimeField(null=True, blank=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the session ended, for whatever reason."
+    )
 
     class Meta:
         ordering = ["-started_at"]
@@ -265,7 +344,7 @@ class RaterSession(models.Model):
                 condition=Q(status__in=SessionStatus.values), name="session_status_valid"
             ),
             models.CheckConstraint(
-                condition=Q(status="active") | Q(completed_at__isnull=False),
+                condition=Q(status=SessionStatus.ACTIVE) | Q(completed_at__isnull=False),
                 name="session_completed_has_time",
             ),
         ]
@@ -279,13 +358,24 @@ class RaterSession(models.Model):
         return not self.study.screening_required or self.screening_passed_at is not None
 
     @property
-    def is_completed(self) -> bool:
-        return self.status == self.Status.COMPLETED
+    def has_ended(self) -> bool:
+        """Has the session ended (finished, or stopped by the study's rules)?"""
+        return self.status != self.Status.ACTIVE
+
+    @property
+    def end_code(self) -> str:
+        """The recruitment platform's code for how the session ended."""
+        return {
+            SessionStatus.COMPLETED: self.study.completion_code,
+            SessionStatus.FAILED_ATTENTION: self.study.failed_attention_code,
+            SessionStatus.SCREENED_OUT: self.study.screen_out_code,
+        }.get(SessionStatus(self.status), "")
 
     def completion_url(self) -> str:
-        """Where the rater goes after the last vote: the platform's URL, or our page."""
-        if self.rater.platform == Rater.Platform.PROLIFIC and self.study.completion_code:
-            return PROLIFIC_COMPLETION_URL.format(code=quote(self.study.completion_code))
+        """Where the rater goes at the end: the platform's URL, or our page."""
+        code = self.end_code
+        if self.rater.platform == Rater.Platform.PROLIFIC and code:
+            return PROLIFIC_COMPLETION_URL.format(code=quote(code))
         return reverse("studies:rater_done", kwargs={"slug": self.study.slug})
 
 
@@ -299,6 +389,9 @@ class Trial(models.Model):
     left = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="+")
     right = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="+")
     is_golden = models.BooleanField(default=False)
+    is_practice = models.BooleanField(
+        default=False, help_text="Instruction trial: shown with feedback, never analysed."
+    )
     crop_x = models.PositiveIntegerField(default=0)
     crop_y = models.PositiveIntegerField(default=0)
     crop_width = models.PositiveIntegerField()
@@ -314,10 +407,22 @@ class Trial(models.Model):
                 condition=Q(crop_width__gt=0) & Q(crop_height__gt=0),
                 name="trial_crop_size_positive",
             ),
+            models.CheckConstraint(
+                condition=~(Q(is_golden=True) & Q(is_practice=True)),
+                name="trial_golden_or_practice",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"trial {self.public_id}"
+
+    @property
+    def golden_answer(self) -> str | None:
+        """The side showing the original in a golden or practice trial, else None."""
+        if not (self.is_golden or self.is_practice):
+            return None
+        reference = ConditionKind.GOLDEN_REFERENCE
+        return "left" if self.left.condition.kind == reference else "right"
 
 
 class VoteChoice(models.TextChoices):

@@ -9,10 +9,13 @@ The rule (strategy ``balanced``):
    pairs whose more frequent condition has appeared least often on this image,
    then the lowest sum of the two conditions' appearances, then the least
    issued pairs.
-3. Ties are broken at random; which condition is shown on the left is random.
+3. Ties are broken at random.
+4. Sides are balanced per rater: the condition this rater has seen more often
+   on the left goes to the right; when both have been left as often, at random.
 
-So every condition appears about equally often on every image, every image
-gets about the same number of trials, and no rater sees a pair twice.
+So every condition appears about equally often on every image and on each
+side, every image gets about the same number of trials, and no rater sees a
+pair twice.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def choose_balanced_pair(
     issued: IssuedCounts,
     seen_by_rater: set[PairKey],
     rng: random.Random,
+    side_balance: Mapping[int, int] | None = None,
 ) -> PairChoice | None:
     """Choose the next pair for one rater, or None when the rater has seen every pair.
 
@@ -79,7 +83,10 @@ def choose_balanced_pair(
     seen_by_rater
         Pairs already issued to this rater.
     rng
-        Source of the random tie-breaks and of the side assignment.
+        Source of the random tie-breaks.
+    side_balance
+        Per condition, how many more times this rater saw it on the left than
+        on the right.
     """
     conditions = sorted(set(condition_ids))
     all_pairs = list(itertools.combinations(conditions, 2))
@@ -105,9 +112,18 @@ def choose_balanced_pair(
     candidates = [p for p in all_pairs if (image_id, *p) not in seen_by_rater]
     lightest = min(load(p) for p in candidates)
     first, second = rng.choice([p for p in candidates if load(p) == lightest])
-    if rng.random() < 0.5:
-        first, second = second, first
-    return PairChoice(image_id=image_id, left_condition_id=first, right_condition_id=second)
+    left, right = orient_pair(first, second, side_balance=side_balance or {}, rng=rng)
+    return PairChoice(image_id=image_id, left_condition_id=left, right_condition_id=right)
+
+
+def orient_pair(
+    a: int, b: int, *, side_balance: Mapping[int, int], rng: random.Random
+) -> tuple[int, int]:
+    """(left, right): the condition less often on the left so far goes left."""
+    balance_a, balance_b = side_balance.get(a, 0), side_balance.get(b, 0)
+    if balance_a == balance_b:
+        return (a, b) if rng.random() < 0.5 else (b, a)
+    return (a, b) if balance_a < balance_b else (b, a)
 
 
 def choose_crop(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 from django.db.models import Count, Q
 
-from studies.models import RaterSession, Stimulus, Study, Vote
+from studies.models import ConditionKind, RaterSession, Stimulus, Study, Vote
 
 VOTES_EXPORT_COLUMNS = [
     "rater",
@@ -33,11 +33,12 @@ _CHOICE_TO_EXPORT = {Vote.Choice.LEFT: "a", Vote.Choice.RIGHT: "b", Vote.Choice.
 def votes_frame(study: Study) -> pd.DataFrame:
     """All votes of a study, one row per vote, in the votes.csv format.
 
-    Raters appear under a pseudonym (``r<number>``), never under their
-    recruitment-platform id.
+    Golden trials are included (``golden`` = 1, conditions ``golden-reference``
+    and ``golden-degraded``); practice trials are not. Raters appear under a
+    pseudonym (``r<number>``), never under their recruitment-platform id.
     """
     rows = (
-        Vote.objects.filter(trial__session__study=study)
+        Vote.objects.filter(trial__session__study=study, trial__is_practice=False)
         .order_by("created_at", "pk")
         .values_list(
             "trial__session__rater_id",
@@ -82,9 +83,9 @@ def votes_frame(study: Study) -> pd.DataFrame:
 
 
 def conditions_frame(study: Study) -> pd.DataFrame:
-    """One row per condition and source image, with the stimulus's bpp."""
+    """One row per study condition and source image, with the stimulus's bpp."""
     rows = (
-        Stimulus.objects.filter(condition__study=study)
+        Stimulus.objects.filter(condition__study=study, condition__kind=ConditionKind.STUDY)
         .order_by("condition__codec", "condition__rate_index", "source_image__name")
         .values_list("condition__name", "condition__codec", "source_image__name", "bpp")
     )
@@ -94,12 +95,15 @@ def conditions_frame(study: Study) -> pd.DataFrame:
 def study_progress(study: Study) -> dict[str, int]:
     """Counts for the researcher's study page."""
     sessions = RaterSession.objects.filter(study=study).aggregate(
-        total=Count("pk"), completed=Count("pk", filter=Q(status=RaterSession.Status.COMPLETED))
+        total=Count("pk"),
+        completed=Count("pk", filter=Q(status=RaterSession.Status.COMPLETED)),
+        failed=Count("pk", filter=Q(status=RaterSession.Status.FAILED_ATTENTION)),
     )
     return {
         "sessions": sessions["total"],
         "sessions_completed": sessions["completed"],
-        "votes": Vote.objects.filter(trial__session__study=study).count(),
-        "conditions": study.conditions.count(),
+        "sessions_failed_attention": sessions["failed"],
+        "votes": Vote.objects.filter(trial__session__study=study, trial__is_practice=False).count(),
+        "conditions": study.conditions.filter(kind=ConditionKind.STUDY).count(),
         "images": study.source_images.count(),
     }

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils._os import safe_join
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from evalsite.framing import frameable_by_mturk
 from studies import access, selectors, services
 from studies.forms import SessionStartForm
 from studies.models import Fit, Rater, RaterSession, SourceImage, Stimulus, Study
@@ -24,6 +25,14 @@ PROLIFIC_PARAMS = {
     "STUDY_ID": "study_id",
     "SESSION_ID": "session_id",
 }
+MTURK_PARAMS = {
+    "workerId": "participant",
+    "assignmentId": "assignment_id",
+    "hitId": "hit_id",
+    "turkSubmitTo": "turk_submit_to",
+}
+# The assignmentId MTurk sends while a worker only previews the HIT.
+MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 # Files of a fit's output directory that researchers may download.
 FIT_FILES = {
     "report.html": "text/html",
@@ -44,14 +53,21 @@ def _entry_initial(request: HttpRequest) -> dict[str, str]:
         initial = {field: params.get(name, "") for name, field in PROLIFIC_PARAMS.items()}
         initial["platform"] = Rater.Platform.PROLIFIC
         return initial
+    if "assignmentId" in params:
+        initial = {field: params.get(name, "") for name, field in MTURK_PARAMS.items()}
+        initial["platform"] = Rater.Platform.MTURK
+        return initial
     participant = params.get("participant") or f"anon-{secrets.token_hex(8)}"
     return {"participant": participant, "platform": Rater.Platform.DIRECT}
 
 
+@frameable_by_mturk
 @require_http_methods(["GET", "POST"])
 def rater_entry(request: HttpRequest, slug: str) -> HttpResponse:
     """Consent and instructions; agreeing starts (or resumes) the rater's session."""
     study = get_object_or_404(Study, slug=slug)
+    if request.GET.get("assignmentId") == MTURK_PREVIEW:
+        return render(request, "studies/rater_entry.html", {"study": study, "preview": True})
     existing = access.get_rater_session(request, study)
     if existing is not None and request.method == "GET":
         return redirect(access.rater_next_step(existing))
@@ -75,6 +91,7 @@ def rater_entry(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "studies/rater_entry.html", {"study": study, "form": form})
 
 
+@frameable_by_mturk
 @require_GET
 def rater_viewer(request: HttpRequest, slug: str) -> HttpResponse:
     session = access.rater_session_at_step(request, slug, "studies:rater_viewer")
@@ -92,12 +109,18 @@ def rater_viewer(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "studies/rater_viewer.html", context)
 
 
+@frameable_by_mturk
 @require_GET
 def rater_done(request: HttpRequest, slug: str) -> HttpResponse:
     session = access.rater_session_at_step(request, slug, "studies:rater_done")
     if not isinstance(session, RaterSession):
         return session
-    context = {"study": session.study, "session": session}
+    submit_to = session.recruitment.get("turk_submit_to", "")
+    context = {
+        "study": session.study,
+        "session": session,
+        "mturk_submit_url": f"{submit_to}/mturk/externalSubmit" if submit_to else "",
+    }
     return render(request, "studies/rater_done.html", context)
 
 

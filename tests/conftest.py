@@ -103,6 +103,8 @@ def make_study(db: None, owner: Any) -> Callable[..., Any]:
         fields.setdefault("trials_per_session", 4)
         fields.setdefault("completion_code", "SMALL-DONE")
         fields.setdefault("min_view_ms", 0)
+        fields.setdefault("practice_trials", 0)
+        fields.setdefault("golden_rate", 0.0)
         return services.study_create(
             slug=slug,
             title=f"Study {slug}",

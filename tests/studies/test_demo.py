@@ -67,8 +67,10 @@ def test_the_demo_builds_rates_exports_and_fits(
     study = built_demo
     assert study.is_open and not study.screening_required
     assert SourceImage.objects.filter(study=study).count() == 6
-    assert Condition.objects.filter(study=study).count() == 16
-    stimuli = Stimulus.objects.filter(condition__study=study).select_related("condition")
+    assert Condition.objects.filter(study=study, kind="study").count() == 16
+    assert Condition.objects.filter(study=study).exclude(kind="study").count() == 2
+    stimuli = Stimulus.objects.filter(condition__study=study, condition__kind="study")
+    stimuli = stimuli.select_related("condition")
     assert stimuli.count() == 96
     for stimulus in stimuli:
         target = stimulus.condition.target_bpp
@@ -88,7 +90,7 @@ def test_the_demo_builds_rates_exports_and_fits(
     efficiency = {"jpeg": 1.0, "webp": 1.3, "avif": 1.8, "jxl": 1.5}
     quality = {
         c.name: 300 * math.log((c.target_bpp or 0) * efficiency[c.codec])
-        for c in Condition.objects.filter(study=study)
+        for c in Condition.objects.filter(study=study, kind="study")
     }
     rng = np.random.default_rng(7)
     for rater in range(30):
@@ -106,7 +108,8 @@ def test_the_demo_builds_rates_exports_and_fits(
                 "left_condition": trial.left.condition.name,
                 "right_condition": trial.right.condition.name,
             }
-            choice = _simulated_choice(names, rng, quality)
+            # An attentive observer: checks and practice pairs are answered right.
+            choice = trial.golden_answer or _simulated_choice(names, rng, quality)
             response = client.post(
                 f"/api/v1/trials/{body['trial']}/vote",
                 data=json.dumps(
@@ -116,7 +119,10 @@ def test_the_demo_builds_rates_exports_and_fits(
                 headers=auth,
             )
             assert response.status_code == 201
-    assert Vote.objects.count() == 30 * demo.DEMO_TRIALS_PER_SESSION
+    counted = Vote.objects.filter(trial__is_practice=False)
+    assert counted.count() == 30 * demo.DEMO_TRIALS_PER_SESSION
+    golden = counted.filter(trial__is_golden=True).count()
+    assert golden == 30 * round(Study.DEFAULT_GOLDEN_RATE * demo.DEMO_TRIALS_PER_SESSION)
 
     export = tmp_path / "export"
     call_command("export_votes", "demo", "--out", str(export))
@@ -155,7 +161,8 @@ def test_the_demo_builds_rates_exports_and_fits(
         assert high - low < 60, (codec, row)  # 600 votes pin it down to tens of points
     assert float(rows["avif"]["bd_rate_hi"]) < 0  # the largest saving is resolved
     diagnostics = json.loads((out / "diagnostics.json").read_text(encoding="utf-8"))
-    assert diagnostics["n_votes"] == 600
+    assert diagnostics["n_votes"] == 600 - golden
+    assert diagnostics["n_golden_excluded"] == golden
     assert (out / "report.html").read_text(encoding="utf-8").count("<svg") >= 1
     with (out / "elo.csv").open(encoding="utf-8") as handle:
         assert len(list(csv.DictReader(handle))) == 16

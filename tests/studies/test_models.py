@@ -46,7 +46,7 @@ def test_a_client_vote_id_is_used_once(study: Any, issued_trial: Trial) -> None:
     session = issued_trial.session
     second = Trial.objects.create(
         session=session,
-        position=1,
+        position=99,
         source_image=issued_trial.source_image,
         left=issued_trial.right,
         right=issued_trial.left,
@@ -98,7 +98,7 @@ def test_trial_positions_are_unique_in_a_session(issued_trial: Trial) -> None:
 
 @pytest.mark.parametrize(("field", "value"), [("bpp", 0.0), ("bpp", -1.0), ("bitstream_bytes", 0)])
 def test_a_stimulus_must_have_positive_size_and_rate(study: Any, field: str, value: float) -> None:
-    stimulus = Stimulus.objects.filter(condition__study=study).first()
+    stimulus = Stimulus.objects.filter(condition__study=study, condition__kind="study").first()
     assert stimulus is not None
     assert _violates(lambda: Stimulus.objects.filter(pk=stimulus.pk).update(**{field: value}))
 
@@ -122,7 +122,7 @@ def test_a_completed_session_has_a_completion_time(study: Any) -> None:
 
 
 def test_stimuli_record_their_codec_library_version_and_settings(study: Any) -> None:
-    stimulus = Stimulus.objects.filter(condition__codec="jpeg").first()
+    stimulus = Stimulus.objects.filter(condition__codec="jpeg", condition__kind="study").first()
     assert stimulus is not None
     assert stimulus.codec_library and stimulus.codec_version
     assert stimulus.settings.get("quality") in {20, 60}

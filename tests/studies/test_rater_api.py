@@ -226,6 +226,7 @@ def test_after_the_last_vote_next_sends_the_rater_to_the_platform(
     body = _next(client, token).json()
     assert body == {
         "finished": True,
+        "ended": "completed",
         "completion_url": "https://app.prolific.com/submissions/complete?cc=SMALL-DONE",
     }
     session = RaterSession.objects.get(token=token)
@@ -237,10 +238,18 @@ def test_after_the_last_vote_next_sends_the_rater_to_the_platform(
 def test_votes_for_issued_trials_are_kept_after_the_study_closes(
     client: Client, token: str, study: Study
 ) -> None:
-    trial = _next(client, token).json()["trial"]
+    first = _next(client, token).json()
     Study.objects.filter(pk=study.pk).update(status=Study.Status.CLOSED)
-    assert _vote(client, token, trial).status_code == 201
-    assert _next(client, token).status_code == 409
+    assert _vote(client, token, first["trial"]).status_code == 201
+    # The trial issued ahead is still the rater's to answer; then no new ones.
+    second = _next(client, token).json()
+    assert second["trial"] == first["next"]["trial"]
+    assert "next" not in second
+    assert _vote(client, token, second["trial"]).status_code == 201
+    response = _next(client, token)
+    assert response.status_code == 409
+    assert "closed" in response.json()["error"]
+    assert Vote.objects.count() == 2
 
 
 def test_rater_images_are_png_and_their_headers_name_nothing(client: Client, token: str) -> None:

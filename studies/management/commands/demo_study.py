@@ -39,7 +39,7 @@ class Command(BaseCommand):
         )
 
         def progress(done: int, total: int) -> None:
-            self.stdout.write(f"  {done}/{total} image × codec ladders encoded")
+            self.stdout.write(f"  {done}/{total} stimuli encoded")
 
         try:
             stimuli = encode_ladders(
@@ -61,7 +61,9 @@ class Command(BaseCommand):
         )
         return (
             f"Built study {study.slug!r}: {len(images)} images, "
-            f"{study.conditions.count()} conditions, {len(stimuli)} stimuli."
+            f"{sum(len(ladder.targets_bpp) for ladder in demo.DEMO_LADDERS)} conditions, "
+            f"{len(stimuli)} stimuli "
+            "(plus the golden-trial pair of each image)."
         )
 
     def _researcher(self) -> Any:

@@ -1,5 +1,9 @@
-// The comparison viewer: shows a trial pixel for pixel, takes the choice by key
-// or button, and keeps every vote in the browser until the server has it.
+// The comparison viewer. Shows each trial at one image pixel per device pixel,
+// in the study's display mode; takes the choice by key or button once the
+// minimum viewing time and flips are met; keeps every vote in the browser
+// (localStorage) until the server acknowledges it; loads the images of the
+// trial issued ahead while the rater judges, and shows it as soon as a vote
+// is made.
 //
 // Talks only to the rater API (docs/api.md) with the session's bearer token.
 
@@ -8,32 +12,48 @@ const token = root.dataset.session;
 const nextUrl = root.dataset.nextUrl;
 const voteUrlTemplate = root.dataset.voteUrl;
 const allowTies = root.dataset.allowTies === "1";
+const pauseEvery = Number(root.dataset.pauseEvery || 0);
 const statusLine = root.querySelector("[data-status]");
 const progressBar = root.querySelector(".progress > div");
-const buttons = [...root.querySelectorAll("[data-choice]")];
+const practiceBanner = root.querySelector("[data-practice]");
+const pauseOverlay = root.querySelector("[data-pause]");
+const flipFrame = root.querySelector("[data-flip]");
+const flipLabel = root.querySelector("[data-flip-label]");
+const flipOrder = flipFrame ? flipFrame.dataset.flip.split(" ") : [];
+const choiceButtons = [...root.querySelectorAll("[data-choice]")];
 const queueKey = `codec-arena:votes:${token}`;
+const LABELS = { reference: "Original", left: "A", right: "B" };
+const PLACEHOLDER_TRIAL = "00000000-0000-0000-0000-000000000000";
 
 // Retry delays for an unreachable server, in ms (then the last one repeats).
 const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
+// How long practice feedback stays on screen.
+const FEEDBACK_MS = 900;
 
-let trial = null;
+let current = null; // the trial on screen (API payload)
 let shownAt = 0;
-let accepting = false;
 let flips = 0;
+let flipIndex = 0;
+let timeElapsed = false;
+let generation = 0; // bumps whenever another trial is shown
+let flushing = null;
+const imageCache = new Map(); // url -> Promise<HTMLImageElement>, decoded
+const responses = new Map(); // trial id -> vote response body
 
-function headers() {
-  return { "Authorization": `Bearer ${token}`, "Content-Type": "application/json" };
-}
+// Timings for bench/viewer.py: ms from the choice to the next trial painted.
+window.codecArenaTimings = [];
 
-function setStatus(text) {
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
+const headers = () => ({ Authorization: `Bearer ${token}`, "Content-Type": "application/json" });
+const retryDelay = (attempt) => RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)];
+
+function setStatus(text, className = "") {
   statusLine.textContent = text;
+  statusLine.className = `status-line ${className}`;
 }
 
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-// --- The vote queue (localStorage): a vote leaves it only when the server acknowledges it.
+// --- The vote queue ---------------------------------------------------------
 
 function loadQueue() {
   try {
@@ -56,7 +76,7 @@ function uuid4() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-async function flushQueue() {
+async function sendQueue() {
   let attempt = 0;
   for (;;) {
     const queue = loadQueue();
@@ -64,46 +84,45 @@ async function flushQueue() {
     const item = queue[0];
     let response = null;
     try {
-      response = await fetch(voteUrlTemplate.replace("00000000-0000-0000-0000-000000000000", item.trial), {
-        method: "POST", headers: headers(), body: JSON.stringify(item.body),
+      response = await fetch(voteUrlTemplate.replace(PLACEHOLDER_TRIAL, item.trial), {
+        method: "POST",
+        headers: headers(),
+        body: JSON.stringify(item.body),
       });
     } catch {
       response = null; // offline or server unreachable: keep the vote, retry
     }
-    if (response && (response.ok || response.status === 409 || response.status === 400 || response.status === 403)) {
-      // Stored (201/200), or refused for good: either way this vote is done.
-      if (!response.ok) console.warn("vote refused", response.status, await response.text());
+    if (response && response.status < 500) {
+      // Stored (201, or 200 for a retry), or refused for good (4xx, which a
+      // retry cannot change): either way this vote has had its answer.
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) console.warn("vote refused", response.status, body);
+      responses.set(item.trial, body);
       saveQueue(loadQueue().filter((v) => v.body.client_vote_id !== item.body.client_vote_id));
       attempt = 0;
+      if (statusLine.dataset.offline) {
+        delete statusLine.dataset.offline;
+        setStatus("Connection is back; your answers are saved.");
+      }
       continue;
     }
-    const delay = RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)];
-    attempt += 1;
-    setStatus("Connection problem — your answer is kept and will be sent when the connection is back.");
-    await sleep(delay);
+    statusLine.dataset.offline = "1";
+    setStatus("Connection problem — your answers are kept and will be sent when it is back.");
+    await sleep(retryDelay(attempt++));
   }
 }
 
-// --- Showing a trial at one image pixel per device pixel.
-
-function place(panel, img, t) {
-  const dpr = window.devicePixelRatio || 1;
-  const frame = root.querySelector(`[data-panel="${panel}"]`);
-  frame.style.width = `${t.crop.width / dpr}px`;
-  frame.style.height = `${t.crop.height / dpr}px`;
-  img.style.width = `${t.size.width / dpr}px`;
-  img.style.height = `${t.size.height / dpr}px`;
-  img.style.left = `${-t.crop.x / dpr}px`;
-  img.style.top = `${-t.crop.y / dpr}px`;
+function flushQueue() {
+  // One sender at a time; everyone waiting shares its completion.
+  if (!flushing) {
+    flushing = sendQueue().finally(() => {
+      flushing = null;
+    });
+  }
+  return flushing;
 }
 
-async function loadImage(url) {
-  const img = new Image();
-  img.decoding = "async";
-  img.src = url;
-  await img.decode();
-  return img;
-}
+// --- Talking to the server --------------------------------------------------
 
 async function fetchNext() {
   let attempt = 0;
@@ -117,76 +136,218 @@ async function fetchNext() {
     } catch {
       setStatus("Connection problem — retrying…");
     }
-    await sleep(RETRY_DELAYS_MS[Math.min(attempt++, RETRY_DELAYS_MS.length - 1)]);
+    await sleep(retryDelay(attempt++));
   }
 }
 
-async function showNext() {
-  accepting = false;
-  buttons.forEach((b) => { b.disabled = true; });
+async function finish(data) {
+  await flushQueue(); // every vote acknowledged before leaving
+  setStatus("All answers saved. Thank you!");
+  progressBar.style.width = "100%";
+  window.location.assign(data.completion_url);
+}
+
+// --- Images -----------------------------------------------------------------
+
+function loadImage(url) {
+  if (!imageCache.has(url)) {
+    const img = new Image();
+    img.decoding = "async";
+    img.src = url;
+    imageCache.set(
+      url,
+      img.decode().then(() => img, (error) => {
+        imageCache.delete(url); // a later attempt may succeed
+        throw error;
+      }),
+    );
+  }
+  return imageCache.get(url);
+}
+
+function prefetch(trial) {
+  if (!trial) return;
+  for (const url of Object.values(trial.images)) loadImage(url).catch(() => {});
+}
+
+function place(trial) {
+  // CSS pixels = image pixels / devicePixelRatio: one image pixel per device pixel.
+  const dpr = window.devicePixelRatio || 1;
+  root.querySelectorAll("[data-frame]").forEach((frame) => {
+    frame.style.width = `${trial.crop.width / dpr}px`;
+    frame.style.height = `${trial.crop.height / dpr}px`;
+  });
+  root.querySelectorAll("[data-image]").forEach((img) => {
+    img.src = trial.images[img.dataset.image];
+    img.style.width = `${trial.size.width / dpr}px`;
+    img.style.height = `${trial.size.height / dpr}px`;
+    img.style.left = `${-trial.crop.x / dpr}px`;
+    img.style.top = `${-trial.crop.y / dpr}px`;
+  });
+}
+
+// --- Flipping ---------------------------------------------------------------
+
+function showFlipView(index) {
+  if (!flipFrame) return;
+  flipIndex = index % flipOrder.length;
+  const visible = flipOrder[flipIndex];
+  flipFrame.querySelectorAll("[data-image]").forEach((img) => {
+    if (img.dataset.image === visible) img.removeAttribute("hidden-view");
+    else img.setAttribute("hidden-view", "");
+  });
+  flipLabel.textContent = LABELS[visible];
+  root.dataset.view = visible;
+}
+
+function flip() {
+  if (!flipFrame || current === null) return;
+  showFlipView(flipIndex + 1);
+  flips += 1;
+  updateChoiceState();
+}
+
+// --- Showing a trial --------------------------------------------------------
+
+function flipsNeeded() {
+  return current ? Math.max(0, current.min_flips - flips) : 0;
+}
+
+function updateChoiceState() {
+  const ready = current !== null && timeElapsed && flipsNeeded() === 0;
+  choiceButtons.forEach((b) => {
+    b.disabled = !ready;
+  });
+  root.dataset.ready = ready ? "1" : "0";
+  if (current !== null && timeElapsed && flipsNeeded() > 0) {
+    setStatus(`Flip with Space at least ${flipsNeeded()} more time(s) before choosing.`);
+  }
+}
+
+function progressText(trial) {
+  if (trial.practice) return "Practice pair";
+  return `Pair ${trial.progress.done + 1} of ${trial.progress.total}`;
+}
+
+async function show(trial) {
+  generation += 1;
+  const mine = generation;
+  current = null;
+  timeElapsed = false;
+  updateChoiceState();
+  root.dataset.state = "loading";
+  await Promise.all(Object.values(trial.images).map(loadImage));
+  if (mine !== generation) return;
+  place(trial);
+  flips = 0;
+  showFlipView(0);
+  practiceBanner.hidden = !trial.practice;
+  progressBar.style.width = `${(100 * trial.progress.done) / trial.progress.total}%`;
+  root.dataset.state = "ready";
+  root.dataset.trial = trial.trial;
+  if (!statusLine.dataset.offline) setStatus(progressText(trial));
+  current = trial;
+  prefetch(trial.next);
+  await nextFrame();
+  shownAt = performance.now();
+  setTimeout(() => {
+    if (current === trial) {
+      timeElapsed = true;
+      updateChoiceState();
+    }
+  }, trial.min_view_ms);
+}
+
+async function sync(expected) {
+  // After a vote: send the queue, then ask the server what comes next.
+  const mine = generation;
   await flushQueue();
   const data = await fetchNext();
   if (data === null) return;
   if (data.finished) {
-    setStatus("All answers saved. Thank you!");
-    progressBar.style.width = "100%";
-    window.location.assign(data.completion_url);
+    await finish(data);
     return;
   }
-  root.dataset.state = "loading";
-  const imgs = await Promise.all(
-    ["reference", "left", "right"].map((name) => loadImage(data.images[name])),
-  );
-  ["reference", "left", "right"].forEach((name, i) => {
-    const slot = root.querySelector(`[data-image="${name}"]`);
-    slot.src = imgs[i].src;
-    place(name, slot, data);
-  });
-  trial = data;
-  flips = 0;
-  progressBar.style.width = `${(100 * data.progress.done) / data.progress.total}%`;
-  root.dataset.state = "ready";
-  root.dataset.trial = data.trial;
-  setStatus(`Pair ${data.progress.done + 1} of ${data.progress.total}`);
-  await new Promise((resolve) => requestAnimationFrame(() => resolve()));
-  shownAt = performance.now();
-  setTimeout(() => {
-    if (trial === data) {
-      accepting = true;
-      buttons.forEach((b) => { b.disabled = false; });
-    }
-  }, data.min_view_ms);
+  if (mine !== generation) return; // the rater has moved on meanwhile
+  if (expected !== null && data.trial === expected.trial) {
+    expected.next = data.next; // the trial on screen is the server's current one
+    prefetch(data.next);
+  } else {
+    await show(data);
+  }
 }
 
-function choose(choice) {
-  if (!accepting || trial === null) return;
+async function pauseIfDue(done) {
+  if (!pauseEvery || done === 0 || done % pauseEvery !== 0) return;
+  pauseOverlay.hidden = false;
+  await new Promise((resolve) => {
+    pauseOverlay.querySelector("[data-continue]").addEventListener("click", resolve, { once: true });
+  });
+  pauseOverlay.hidden = true;
+}
+
+async function choose(choice) {
+  if (current === null || !timeElapsed || flipsNeeded() > 0) return;
   if (choice === "tie" && !allowTies) return;
-  accepting = false;
+  const chosenAt = performance.now();
+  const trial = current;
+  current = null;
+  updateChoiceState();
   const queue = loadQueue();
   queue.push({
     trial: trial.trial,
     body: {
       choice,
       client_vote_id: uuid4(),
-      response_ms: Math.round(performance.now() - shownAt),
+      response_ms: Math.round(chosenAt - shownAt),
       flips,
     },
   });
   saveQueue(queue);
-  trial = null;
-  showNext();
+
+  if (trial.practice) {
+    await flushQueue();
+    const answer = responses.get(trial.trial) || {};
+    setStatus(
+      answer.correct ? "Right: that one is closer to the original." : "Not quite: the other one is closer to the original.",
+      answer.correct ? "feedback-good" : "feedback-bad",
+    );
+    await sleep(FEEDBACK_MS);
+  } else {
+    await pauseIfDue(trial.progress.done + 1);
+  }
+
+  const following = trial.next;
+  if (following) {
+    // Fast path: the next trial's images are (being) loaded already.
+    await show(following);
+    sync(following);
+  } else {
+    await sync(null);
+  }
+  if (!trial.practice && current !== null) {
+    await nextFrame();
+    window.codecArenaTimings.push(performance.now() - chosenAt);
+  }
 }
 
-const KEYS = { ArrowLeft: "left", "1": "left", ArrowRight: "right", "2": "right", ArrowDown: "tie", "0": "tie" };
+const CHOICE_KEYS = { ArrowLeft: "left", 1: "left", ArrowRight: "right", 2: "right", ArrowDown: "tie", 0: "tie" };
 
 document.addEventListener("keydown", (event) => {
-  const choice = KEYS[event.key];
+  if (event.key === " " || event.key === "f" || event.key === "F") {
+    event.preventDefault();
+    flip();
+    return;
+  }
+  const choice = CHOICE_KEYS[event.key];
   if (choice) {
     event.preventDefault();
     choose(choice);
   }
 });
-buttons.forEach((button) => button.addEventListener("click", () => choose(button.dataset.choice)));
+choiceButtons.forEach((button) => button.addEventListener("click", () => choose(button.dataset.choice)));
+root.querySelector("[data-flip-button]")?.addEventListener("click", flip);
 window.addEventListener("online", () => flushQueue());
 
-showNext();
+// Start (or resume after a reload): send what is left from before, then ask.
+sync(null);

@@ -1,0 +1,46 @@
+"""Writes: rater sessions, trials, votes, building studies, fits.
+
+Every function here runs in one transaction and either does all it says or
+nothing. Views, the API and commands call these; they never write models
+themselves.
+"""
+
+from __future__ import annotations
+
+from studies.services.building import study_create
+from studies.services.errors import (
+    NotAdmitted,
+    ServiceError,
+    StudyNotOpen,
+    TrialNotIssued,
+    VoteConflict,
+)
+from studies.services.fits import DEFAULT_FIT_SEED, fit_request, fit_run
+from studies.services.rating import (
+    golden_failures,
+    rater_session_start,
+    session_end,
+    session_mark_screened,
+    trial_next,
+    trials_pending,
+    vote_record,
+)
+
+__all__ = [
+    "DEFAULT_FIT_SEED",
+    "NotAdmitted",
+    "ServiceError",
+    "StudyNotOpen",
+    "TrialNotIssued",
+    "VoteConflict",
+    "fit_request",
+    "fit_run",
+    "golden_failures",
+    "rater_session_start",
+    "session_end",
+    "session_mark_screened",
+    "study_create",
+    "trial_next",
+    "trials_pending",
+    "vote_record",
+]

@@ -1,0 +1,90 @@
+"""Fits of a study's votes, run as background tasks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from studies import selectors
+from studies.models import Fit, Study
+
+# Seed of a fit requested without one: fixed, so that two fits of the same votes
+# give the same numbers.
+DEFAULT_FIT_SEED = 20260101
+
+
+def fit_request(*, study: Study, requested_by: Any = None, seed: int = DEFAULT_FIT_SEED) -> Fit:
+    """Queue a fit of the study's votes as a background task."""
+    from studies.tasks import run_fit
+
+    with transaction.atomic():
+        fit = Fit.objects.create(
+            study=study, requested_by=requested_by, anchor_codec=study.anchor_codec, seed=seed
+        )
+
+        def enqueue() -> None:
+            result = run_fit.enqueue(fit.pk)
+            Fit.objects.filter(pk=fit.pk).update(task_id=str(result.id))
+
+        transaction.on_commit(enqueue)
+    return fit
+
+
+def fit_run(*, fit_id: int) -> Fit:
+    """Run a queued fit: export the votes, fit, write the outputs, record the result.
+
+    Called by the background task. A failure is recorded on the fit with its
+    message; problems with the data (no votes yet, say) end the fit as failed
+    without raising, anything unexpected is raised again after being recorded.
+    """
+    # The numerical stack is heavy; only the worker process needs it.
+    from analysis.fit import fit_study, write_outputs
+    from analysis.io import InputError
+
+    with transaction.atomic():
+        fit = Fit.objects.select_for_update().select_related("study").get(pk=fit_id)
+        if fit.status != Fit.Status.QUEUED:
+            return fit  # already run (a retried task)
+        fit.status = Fit.Status.RUNNING
+        fit.started_at = timezone.now()
+        fit.save(update_fields=["status", "started_at"])
+
+    study = fit.study
+    votes = selectors.votes_frame(study)
+    conditions = selectors.conditions_frame(study)
+    relative_dir = f"fits/{study.slug}/{fit.pk}"
+    out_dir = Path(settings.MEDIA_ROOT) / relative_dir
+    try:
+        if votes.empty:
+            raise InputError("votes", None, "the study has no votes yet")
+        result = fit_study(votes, conditions, anchor=fit.anchor_codec, seed=fit.seed)
+        write_outputs(result, out_dir)
+    except InputError as exc:
+        _fit_fail(fit, str(exc), n_votes=len(votes))
+        return fit
+    except Exception as exc:
+        _fit_fail(fit, f"{type(exc).__name__}: {exc}", n_votes=len(votes))
+        raise
+    fit.status = Fit.Status.SUCCEEDED
+    fit.finished_at = timezone.now()
+    fit.n_votes = len(votes)
+    fit.output_dir = relative_dir
+    fit.summary = {
+        "bd_rate": json.loads(result.bd_rate.to_json(orient="records")),
+        "diagnostics": result.diagnostics,
+    }
+    fit.save(update_fields=["status", "finished_at", "n_votes", "output_dir", "summary"])
+    return fit
+
+
+def _fit_fail(fit: Fit, message: str, *, n_votes: int) -> None:
+    fit.status = Fit.Status.FAILED
+    fit.finished_at = timezone.now()
+    fit.error = message
+    fit.n_votes = n_votes
+    fit.save(update_fields=["status", "finished_at", "error", "n_votes"])
