@@ -22,6 +22,10 @@ VOTES_EXPORT_COLUMNS = [
     "flips",
     "session",
     "created_at",
+    "crop_x",
+    "crop_y",
+    "crop_width",
+    "crop_height",
 ]
 CONDITIONS_EXPORT_COLUMNS = ["condition", "codec", "image", "bpp"]
 
@@ -51,6 +55,10 @@ def votes_frame(study: Study) -> pd.DataFrame:
             "flips",
             "trial__session_id",
             "created_at",
+            "trial__crop_x",
+            "trial__crop_y",
+            "trial__crop_width",
+            "trial__crop_height",
         )
     )
     records = [
@@ -65,6 +73,10 @@ def votes_frame(study: Study) -> pd.DataFrame:
             "flips": flips,
             "session": f"s{session_id}",
             "created_at": created_at.isoformat(),
+            "crop_x": crop_x,
+            "crop_y": crop_y,
+            "crop_width": crop_width,
+            "crop_height": crop_height,
         }
         for (
             rater_id,
@@ -77,6 +89,10 @@ def votes_frame(study: Study) -> pd.DataFrame:
             flips,
             session_id,
             created_at,
+            crop_x,
+            crop_y,
+            crop_width,
+            crop_height,
         ) in rows
     ]
     return pd.DataFrame.from_records(records, columns=VOTES_EXPORT_COLUMNS)

@@ -132,3 +132,24 @@ def test_votes_made_offline_are_kept_and_sent_once_on_reconnect(
     assert sorted(str(v.trial.public_id) for v in Vote.objects.all()) == sorted(
         [first, second, last]
     )
+
+
+def test_images_are_pixel_exact_on_a_high_density_display(
+    chromium: Any, live_server: Any, make_study: Any
+) -> None:
+    study = make_study(slug="retina")
+    context = chromium.new_context(viewport={"width": 900, "height": 700}, device_scale_factor=2)
+    page = context.new_page()
+    try:
+        _start(page, live_server, study.slug, "retina-user")
+        _wait_ready(page)
+        geometry = page.evaluate(
+            "() => [devicePixelRatio, ...[...document.querySelectorAll('[data-image]')].map(img =>"
+            " [img.naturalWidth, img.getBoundingClientRect().width,"
+            " img.parentElement.getBoundingClientRect().width])]"
+        )
+    finally:
+        context.close()
+    assert geometry[0] == 2
+    # 96 image pixels = 48 CSS pixels = 96 device pixels.
+    assert geometry[1:] == [[96, 48, 48]] * 3

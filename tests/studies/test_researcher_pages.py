@@ -112,6 +112,13 @@ def test_the_votes_export_is_the_public_format(client: Client, study: Study, own
         assert row["condition_a"] in conditions and row["condition_b"] in conditions
         assert row["choice"] in {"a", "b"}
         assert row["rater"].startswith("r") and "p1" not in row["rater"]
+        # The shown region is recorded with every vote (the small images are shown whole).
+        assert [row[k] for k in ("crop_x", "crop_y", "crop_width", "crop_height")] == [
+            "0",
+            "0",
+            "96",
+            "96",
+        ]
 
 
 def _database_url() -> str:
