@@ -19,6 +19,7 @@ setup: $(STAMP)
 
 ## demo: set up, build the demo study, serve it with a task worker on $(HOST):$(PORT)
 demo: setup
+	$(PY) manage.py screening_build
 	$(PY) manage.py demo_study
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
 

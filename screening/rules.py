@@ -28,6 +28,7 @@ class DisplayReport:
     screen_width: int
     screen_height: int
     color_depth: int
+    zoom: float | None = None
 
 
 @dataclass(frozen=True)

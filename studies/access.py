@@ -56,7 +56,7 @@ def rater_next_step(session: RaterSession) -> str:
     if session.has_ended:
         return reverse("studies:rater_done", kwargs={"slug": slug})
     if not session.is_admitted:
-        return reverse("screening:display_check", kwargs={"slug": slug})
+        return reverse("screening:next", kwargs={"slug": slug})
     return reverse("studies:rater_viewer", kwargs={"slug": slug})
 
 

@@ -121,3 +121,27 @@ def make_study(db: None, owner: Any) -> Callable[..., Any]:
 @pytest.fixture
 def study(make_study: Callable[..., Any]) -> Any:
     return make_study()
+
+
+# --- Screening -----------------------------------------------------------------------
+
+
+@functools.cache
+def small_artifact_bank() -> tuple[dict[str, np.ndarray], tuple[Any, ...]]:
+    """A small artifact item bank (two 96-pixel images), encoded once per test run."""
+    from screening import artifacts
+
+    side = SMALL_IMAGE_SIDE
+    images = {
+        "gradient": artifacts.gradient_image(side),
+        "texture": np.ascontiguousarray(artifacts.screening_images()["ihc"][:side, :side]),
+    }
+    return images, tuple(artifacts.build_items(images))
+
+
+@pytest.fixture
+def artifact_bank(db: None) -> int:
+    from screening import services
+
+    images, items = small_artifact_bank()
+    return services.artifact_bank_build(images=images, items=items)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from screening.models import ScreeningPolicy
 from studies.models import RaterSession, Trial, Vote
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -27,6 +28,8 @@ def test_a_rater_completes_a_session_with_keyboard_and_mouse(
     page: Any, live_server: Any, make_study: Any
 ) -> None:
     study = make_study(slug="browser", screening_required=True, min_view_ms=MIN_VIEW_MS)
+    # Here only the display check; tests/browser/test_screening.py takes the whole screening.
+    ScreeningPolicy.objects.create(study=study, require_colour=False, require_artifacts=False)
     # Prolific is not reachable from here: answer for it.
     page.route(f"{PROLIFIC_COMPLETE}**", lambda route: route.fulfill(body="Prolific received it"))
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from screening.models import DisplayCheck
+from screening.models import DisplayCheck, ScreeningPolicy
 from screening.rules import (
     LAYOUT_EXTRA_HEIGHT_CSS,
     LAYOUT_EXTRA_WIDTH_CSS,
@@ -67,13 +67,16 @@ def _session(client: Client, slug: str) -> RaterSession:
 
 
 def _post(client: Client, slug: str, report: DisplayReport) -> Any:
-    return client.post(f"/screening/{slug}/display/", report.__dict__)
+    data = {k: v for k, v in report.__dict__.items() if v is not None}
+    return client.post(f"/screening/{slug}/display/", data)
 
 
 def test_a_small_window_is_refused_with_instructions_and_can_check_again(
     client: Client, make_study: Any
 ) -> None:
     study = make_study(slug="screened", screening_required=True, crop_size=384)
+    # Only the display check: the colour and artifact tests are off here.
+    ScreeningPolicy.objects.create(study=study, require_colour=False, require_artifacts=False)
     session = _session(client, study.slug)
     # The small study's images are 96 px: 3*96+64 = 352 CSS px wide are needed.
     refused = _post(client, study.slug, _report(viewport_width=300))
@@ -83,13 +86,23 @@ def test_a_small_window_is_refused_with_instructions_and_can_check_again(
     assert session.screening_passed_at is None
     accepted = _post(client, study.slug, _report(viewport_width=400))
     assert accepted.status_code == 302
-    assert accepted["Location"] == f"/r/{study.slug}/rate/"
+    assert accepted["Location"] == f"/screening/{study.slug}/"
+    assert client.get(accepted["Location"])["Location"] == f"/r/{study.slug}/rate/"
     session.refresh_from_db()
     assert session.screening_passed_at is not None
     assert list(DisplayCheck.objects.order_by("created_at").values_list("accepted", flat=True)) == [
         False,
         True,
     ]
+
+
+def test_the_artifact_test_needs_room_for_its_pair(client: Client, make_study: Any) -> None:
+    study = make_study(slug="screened", screening_required=True)
+    _session(client, study.slug)
+    # Two 256-pixel items side by side need 2*256+64 = 576 CSS px.
+    refused = _post(client, study.slug, _report(viewport_width=500))
+    assert b"576" in refused.content
+    assert _post(client, study.slug, _report(viewport_width=600)).status_code == 302
 
 
 def test_an_incomplete_report_records_nothing(client: Client, make_study: Any) -> None:

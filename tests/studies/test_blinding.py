@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib.staticfiles import finders
 from django.test import Client
 
+from screening.models import PlateItem
 from studies.models import Condition, Stimulus, Study, Trial
 
 ALLOWED_PNG_CHUNKS = {b"IHDR", b"IDAT", b"IEND"}
@@ -43,7 +44,9 @@ def _visible_text(response: Any) -> str:
     return headers + "\n" + body.decode("utf-8", errors="replace")
 
 
-def test_no_rater_visible_response_names_a_condition(client: Client, make_study: Any) -> None:
+def test_no_rater_visible_response_names_a_condition(
+    client: Client, make_study: Any, artifact_bank: int
+) -> None:
     study = make_study(
         slug="blind",
         screening_required=True,
@@ -74,6 +77,25 @@ def test_no_rater_visible_response_names_a_condition(client: Client, make_study:
         color_depth=24,
     )
     visit("post", f"/screening/{study.slug}/display/", data=report)
+    # Colour plates and the artifact staircase, answered as a person with good eyes would.
+    url = f"/screening/{study.slug}/"
+    while url.startswith("/screening/"):
+        page = visit("get", url)
+        if page.status_code == 200 and "/colour/" in url:
+            token = re.search(rb'name="plate" value="([^"]+)"', page.content)
+            assert token is not None
+            plate = PlateItem.objects.get(token=token.group(1).decode())
+            visit("get", f"/screening/p/{plate.token}.png")
+            page = visit("post", url, data={"plate": plate.token, "answer": plate.expected})
+        elif page.status_code == 200 and "/artifacts/" in url:
+            trial = page.context["trial"]
+            for side in ("l", "r"):
+                visit("get", f"/screening/a/{trial.token}-{side}.png")
+            answer = {"position": trial.position, "answer": trial.compressed_side}
+            page = visit("post", url, data=answer)
+        assert page.status_code == 302, url
+        url = page["Location"]
+    assert url == f"/r/{study.slug}/rate/"
     viewer = visit("get", f"/r/{study.slug}/rate/")
     token = re.search(rb'data-session="([^"]+)"', viewer.content)
     assert token is not None

@@ -11,6 +11,8 @@ function metrics() {
     screen_width: window.screen.width,
     screen_height: window.screen.height,
     color_depth: window.screen.colorDepth,
+    // Browser zoom changes outerWidth / innerWidth; an estimate, recorded only.
+    zoom: window.outerWidth && window.innerWidth ? Math.round((100 * window.outerWidth) / window.innerWidth) / 100 : "",
   };
 }
 
