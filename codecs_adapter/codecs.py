@@ -16,7 +16,8 @@ Built-in codecs, by :attr:`Codec.name`:
 ============  ====================  ==================  ==============================
 name          library               setting             notes
 ============  ====================  ==================  ==============================
-``jpeg``      libjpeg-turbo         quality 1-100       Pillow; 4:2:0, optimised Huffman
+``jpeg``      libjpeg-turbo         quality 1-100       Pillow; 4:2:0, optimised Huffman,
+                                                        fractional quality (see below)
 ``webp``      libwebp               quality 0-100       imagecodecs; lossy VP8, method 6
 ``avif``      libavif/libaom        quality 0-99        imagecodecs; speed 6, 4:2:0
 ``jxl``       libjxl                distance 0.1-25     imagecodecs; effort 7
@@ -24,8 +25,15 @@ name          library               setting             notes
 ``jp2``       openjpeg              compression_ratio   Pillow; 9/7 wavelet, JP2 file
 ============  ====================  ==================  ==============================
 
-Later codecs (external command-line encoders, imported reconstructions) subclass
-:class:`Codec` the same way; nothing else in the library depends on which codec it is.
+JPEG's quality is libjpeg's: at a whole quality the quantisation tables are libjpeg's own
+(``jpeg_set_quality``, as ``cjpeg -quality q``) and the bytes those of Pillow's
+``quality=q`` with the options below. Between two whole qualities the scale
+factor that libjpeg applies to the standard tables is interpolated linearly, so that rate
+control can land between the ~5% steps of whole qualities; any JPEG decoder reads the
+result (the tables travel in the file).
+
+External command-line encoders (:mod:`codecs_adapter.external`) subclass :class:`Codec`
+the same way; nothing else in the library depends on which codec it is.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import io
 import math
 import re
 from collections.abc import Mapping
+from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType
 from typing import Final, Literal
@@ -67,6 +76,36 @@ JPEG_PROGRESSIVE: Final = False
 #: Quality range. libjpeg treats 0 as 1, so 1 is the true minimum.
 JPEG_QUALITY_MIN: Final = 1
 JPEG_QUALITY_MAX: Final = 100
+#: How a quality becomes quantisation tables (see :func:`jpeg_quant_tables`).
+JPEG_QUALITY_SCALING: Final = "libjpeg scale, linear between whole qualities"
+#: Largest quantiser of a baseline JPEG (8-bit tables), as libjpeg's force_baseline.
+JPEG_BASELINE_MAX_QUANTISER: Final = 255
+#: The standard ("IJG") luminance and chrominance tables of ITU-T T.81 Annex K (K.1,
+#: K.2), row by row, which libjpeg scales by quality.
+JPEG_LUMA_TABLE: Final = (
+    (16, 11, 10, 16, 24, 40, 51, 61),
+    (12, 12, 14, 19, 26, 58, 60, 55),
+    (14, 13, 16, 24, 40, 57, 69, 56),
+    (14, 17, 22, 29, 51, 87, 80, 62),
+    (18, 22, 37, 56, 68, 109, 103, 77),
+    (24, 35, 55, 64, 81, 104, 113, 92),
+    (49, 64, 78, 87, 103, 121, 120, 101),
+    (72, 92, 95, 98, 112, 100, 103, 99),
+)
+JPEG_CHROMA_TABLE: Final = (
+    (17, 18, 24, 47, 99, 99, 99, 99),
+    (18, 21, 26, 66, 99, 99, 99, 99),
+    (24, 26, 56, 99, 99, 99, 99, 99),
+    (47, 66, 99, 99, 99, 99, 99, 99),
+    (99, 99, 99, 99, 99, 99, 99, 99),
+    (99, 99, 99, 99, 99, 99, 99, 99),
+    (99, 99, 99, 99, 99, 99, 99, 99),
+    (99, 99, 99, 99, 99, 99, 99, 99),
+)
+#: libjpeg's scale factors are percentages of the standard tables.
+_PERCENT: Final = 100
+#: libjpeg's quality at which the scaling formula changes (jcparam.c).
+_JPEG_SCALING_KNEE: Final = 50
 
 # --- WebP (imagecodecs / libwebp) ------------------------------------------------------------
 
@@ -391,9 +430,64 @@ def _pillow_version(feature: str) -> str:
 # --- JPEG ------------------------------------------------------------------------------------
 
 
+def _libjpeg_scale(quality: int) -> int:
+    """libjpeg's ``jpeg_quality_scaling``: the percentage applied to the standard tables."""
+    if quality < _JPEG_SCALING_KNEE:
+        return 5000 // quality
+    return 200 - 2 * quality
+
+
+def jpeg_quant_tables(quality: float) -> list[list[int]]:
+    """Luminance and chrominance quantisation tables of a (possibly fractional) quality.
+
+    At a whole quality these are exactly libjpeg's ``jpeg_set_quality(q, TRUE)`` tables:
+    each entry of the standard table times libjpeg's percentage scale, rounded half up,
+    clamped to 1..255. Between whole qualities the percentage is interpolated linearly
+    between its values at the two neighbours (it decreases with quality, so the rate
+    still rises with quality). Exact rational arithmetic keeps the rounding identical to
+    libjpeg's integer arithmetic.
+
+    Parameters
+    ----------
+    quality : float
+        In ``[JPEG_QUALITY_MIN, JPEG_QUALITY_MAX]``.
+
+    Returns
+    -------
+    list of list of int
+        Two tables of 64 entries in row-major (natural) order, luminance first.
+
+    Raises
+    ------
+    ValueError
+        If the quality is outside the range.
+    """
+    if not JPEG_QUALITY_MIN <= quality <= JPEG_QUALITY_MAX:
+        raise ValueError(
+            f"jpeg quality {quality!r} outside [{JPEG_QUALITY_MIN}, {JPEG_QUALITY_MAX}]"
+        )
+    exact = Fraction(quality)
+    low, high = math.floor(exact), math.ceil(exact)
+    low_scale, high_scale = _libjpeg_scale(low), _libjpeg_scale(high)
+    scale = low_scale + (exact - low) * (high_scale - low_scale)
+    return [
+        [
+            min(
+                max(math.floor(base * scale / _PERCENT + Fraction(1, 2)), 1),
+                JPEG_BASELINE_MAX_QUANTISER,
+            )
+            for row in table
+            for base in row
+        ]
+        for table in (JPEG_LUMA_TABLE, JPEG_CHROMA_TABLE)
+    ]
+
+
 class JpegCodec(Codec):
     """Baseline JPEG by libjpeg-turbo through Pillow (4:2:0, optimised Huffman tables).
 
+    The quality is continuous: whole values give libjpeg's own tables (the same bytes as
+    Pillow's ``quality=``), fractional values the tables of :func:`jpeg_quant_tables`.
     Decoding uses Pillow's libjpeg-turbo with its defaults (accurate integer IDCT, fancy
     chroma upsampling).
     """
@@ -404,13 +498,14 @@ class JpegCodec(Codec):
     setting_name = "quality"
     setting_min = JPEG_QUALITY_MIN
     setting_max = JPEG_QUALITY_MAX
-    setting_is_integer = True
+    setting_is_integer = False
     higher_setting_more_bits = True
     fixed_options = MappingProxyType(
         {
             "subsampling": JPEG_SUBSAMPLING,
             "optimize": JPEG_OPTIMIZE,
             "progressive": JPEG_PROGRESSIVE,
+            "quality_scaling": JPEG_QUALITY_SCALING,
         }
     )
 
@@ -425,10 +520,11 @@ class JpegCodec(Codec):
         return bool(features.check_codec("jpg")) and features.version("libjpeg_turbo") is not None
 
     def _encode(self, rgb: RGB8, setting: float) -> bytes:
+        # Pillow hands explicit tables to libjpeg unscaled (scale 100%).
         return _pillow_save(
             rgb,
             "JPEG",
-            quality=int(setting),
+            qtables=jpeg_quant_tables(setting),
             subsampling=JPEG_SUBSAMPLING,
             optimize=JPEG_OPTIMIZE,
             progressive=JPEG_PROGRESSIVE,

@@ -18,6 +18,10 @@ image*. The search is regula falsi on ``log(bpp)``, safeguarded by bisection:
 4. Integer settings are rounded, and never encoded twice: when rounding lands on a known
    value the nearest unknown integer inside the bracket is taken instead.
 
+With an :class:`~codecs_adapter.cache.EncodeCache`, every encode of the search is looked
+up before it is run and stored after: the search is deterministic, so repeating it (a
+ladder resumed after an interruption) replays the same settings from the cache.
+
 The search stops as soon as a bitstream is within ``rel_tol`` of the target, when the
 bracket can shrink no further (adjacent integers, or a continuous bracket narrower than
 :data:`MIN_BRACKET_WIDTH`), or after ``max_encodes`` encodes, and returns the point
@@ -29,6 +33,7 @@ the miss. A target that lies beyond what the setting's range can reach by more t
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Mapping
@@ -37,8 +42,9 @@ from typing import Final
 
 import numpy as np
 
+from codecs_adapter.cache import EncodeCache
 from codecs_adapter.codecs import Codec, CodecError, OptionValue
-from codecs_adapter.images import RGB8, validate_rgb
+from codecs_adapter.images import RGB8, pixels_sha256, validate_rgb
 
 #: Relative bitrate tolerance of :func:`encode_to_bpp`: stop within 3% of the target.
 DEFAULT_REL_TOL: Final = 0.03
@@ -86,21 +92,45 @@ class TargetUnreachable(CodecError):
         Lowest and highest bitrate measured on this image (the ends of the setting range).
     rel_tol : float
         The tolerance that was allowed.
+    encodes : int or None
+        Encodes the search spent before giving up, when known.
     """
 
     def __init__(
-        self, *, codec: str, target_bpp: float, min_bpp: float, max_bpp: float, rel_tol: float
+        self,
+        *,
+        codec: str,
+        target_bpp: float,
+        min_bpp: float,
+        max_bpp: float,
+        rel_tol: float,
+        encodes: int | None = None,
     ) -> None:
         self.codec = codec
         self.target_bpp = target_bpp
         self.min_bpp = min_bpp
         self.max_bpp = max_bpp
         self.rel_tol = rel_tol
+        self.encodes = encodes
         super().__init__(
             f"{codec}: target {target_bpp:.4g} bpp is unreachable on this image; "
             f"reachable range is {min_bpp:.4g} to {max_bpp:.4g} bpp "
             f"(tolerance {rel_tol:.1%})"
         )
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # Keyword-only arguments: rebuild through a partial so the error survives
+        # pickling (it crosses process boundaries in ladders).
+        rebuild = functools.partial(
+            TargetUnreachable,
+            codec=self.codec,
+            target_bpp=self.target_bpp,
+            min_bpp=self.min_bpp,
+            max_bpp=self.max_bpp,
+            rel_tol=self.rel_tol,
+            encodes=self.encodes,
+        )
+        return (rebuild, ())
 
 
 @dataclass(frozen=True)
@@ -126,11 +156,14 @@ class RatePoint:
     decoded : numpy.ndarray
         Its reconstruction, uint8 ``(height, width, 3)``, read-only.
     encodes : int
-        How many encodes producing this point took.
+        How many settings were tried to produce this point (encoded, or found in a
+        cache).
     width, height : int
         Size of the original image.
     fixed_options : Mapping[str, OptionValue]
         The codec's other encoder options.
+    cache_hits : int
+        How many of the ``encodes`` came from a cache instead of the encoder.
     """
 
     codec: str
@@ -147,6 +180,7 @@ class RatePoint:
     width: int
     height: int
     fixed_options: Mapping[str, OptionValue] = field(compare=False)
+    cache_hits: int = field(default=0, compare=False)
 
     @property
     def settings(self) -> dict[str, OptionValue]:
@@ -195,6 +229,7 @@ def _make_point(
     bitstream: bytes,
     target_bpp: float | None,
     encodes: int,
+    cache_hits: int = 0,
 ) -> RatePoint:
     """Decode a bitstream and wrap everything in a RatePoint."""
     decoded = codec.decode(bitstream)
@@ -219,10 +254,42 @@ def _make_point(
         width=width,
         height=height,
         fixed_options=dict(codec.fixed_options),
+        cache_hits=cache_hits,
     )
 
 
-def encode_at(codec: Codec, rgb: np.ndarray, setting: float) -> RatePoint:
+class _Encoder:
+    """Encodes one image with one codec, through a cache if there is one, and counts."""
+
+    def __init__(
+        self, codec: Codec, rgb: RGB8, cache: EncodeCache | None, source_sha256: str | None
+    ) -> None:
+        self.codec = codec
+        self.rgb = rgb
+        self.cache = cache
+        if cache is not None and source_sha256 is None:
+            source_sha256 = pixels_sha256(rgb)
+        self.source_sha256 = source_sha256
+        self.cache_hits = 0
+
+    def __call__(self, setting: float) -> bytes:
+        if self.cache is None or self.source_sha256 is None:
+            return self.codec.encode(self.rgb, setting)
+        bitstream, hit = self.cache.encode(
+            self.codec, self.rgb, setting, source_sha256=self.source_sha256
+        )
+        self.cache_hits += hit
+        return bitstream
+
+
+def encode_at(
+    codec: Codec,
+    rgb: np.ndarray,
+    setting: float,
+    *,
+    cache: EncodeCache | None = None,
+    source_sha256: str | None = None,
+) -> RatePoint:
     """Encode an image at one setting and decode it again.
 
     Parameters
@@ -233,6 +300,11 @@ def encode_at(codec: Codec, rgb: np.ndarray, setting: float) -> RatePoint:
         uint8 image of shape ``(height, width, 3)``.
     setting : float
         Value of the codec's setting.
+    cache : EncodeCache, optional
+        Where to look the encode up first, and store it after.
+    source_sha256 : str, optional
+        :func:`~codecs_adapter.images.pixels_sha256` of ``rgb`` if already known
+        (computed here when a cache needs it).
 
     Returns
     -------
@@ -248,7 +320,9 @@ def encode_at(codec: Codec, rgb: np.ndarray, setting: float) -> RatePoint:
     """
     pixels = validate_rgb(rgb)
     value = codec.check_setting(setting)
-    return _make_point(codec, pixels, value, codec.encode(pixels, value), None, 1)
+    encoder = _Encoder(codec, pixels, cache, source_sha256)
+    bitstream = encoder(value)
+    return _make_point(codec, pixels, value, bitstream, None, 1, encoder.cache_hits)
 
 
 @dataclass
@@ -264,9 +338,10 @@ class _Probe:
 class _RateSearch:
     """Bookkeeping of one search: the position <-> setting map and a cache of encodes."""
 
-    def __init__(self, codec: Codec, rgb: RGB8, target_bpp: float) -> None:
+    def __init__(self, codec: Codec, encoder: _Encoder, target_bpp: float) -> None:
         self.codec = codec
-        self.rgb = rgb
+        self.rgb = encoder.rgb
+        self.encoder = encoder
         self.target_bpp = target_bpp
         few, many = codec.setting_min, codec.setting_max
         if not codec.higher_setting_more_bits:
@@ -306,7 +381,7 @@ class _RateSearch:
         for probe in self.probes:
             if probe.setting == setting:
                 return probe
-        bitstream = self.codec.encode(self.rgb, setting)
+        bitstream = self.encoder(setting)
         self.bitstreams[setting] = bitstream
         height, width, _ = self.rgb.shape
         bpp = bits_per_pixel(len(bitstream), width, height)
@@ -356,6 +431,7 @@ def _unreachable(search: _RateSearch, rel_tol: float) -> TargetUnreachable:
         min_bpp=min(rates),
         max_bpp=max(rates),
         rel_tol=rel_tol,
+        encodes=search.encodes,
     )
 
 
@@ -453,6 +529,8 @@ def encode_to_bpp(
     *,
     rel_tol: float = DEFAULT_REL_TOL,
     max_encodes: int = DEFAULT_MAX_ENCODES,
+    cache: EncodeCache | None = None,
+    source_sha256: str | None = None,
 ) -> RatePoint:
     """Find the codec setting whose bitstream has a target bitrate on this image.
 
@@ -472,6 +550,11 @@ def encode_to_bpp(
     max_encodes : int, optional
         Most encodes to spend. Proving a target unreachable may take up to two more, to
         measure both ends of the range for the error message.
+    cache : EncodeCache, optional
+        Where each encode of the search is looked up first, and stored after.
+    source_sha256 : str, optional
+        :func:`~codecs_adapter.images.pixels_sha256` of ``rgb`` if already known
+        (computed here when a cache needs it).
 
     Returns
     -------
@@ -500,7 +583,8 @@ def encode_to_bpp(
     if max_encodes < MIN_ENCODES:
         raise ValueError(f"max_encodes must be at least {MIN_ENCODES}, got {max_encodes}")
 
-    search = _RateSearch(codec, pixels, float(target_bpp))
+    encoder = _Encoder(codec, pixels, cache, source_sha256)
+    search = _RateSearch(codec, encoder, float(target_bpp))
     within_low, within_high = math.log1p(-rel_tol), math.log1p(rel_tol)
     widths: list[float] = []
     setting: float | None = search.setting_at(START_POSITION)
@@ -512,4 +596,12 @@ def encode_to_bpp(
 
     best = min(search.probes, key=lambda probe: abs(probe.log_error))
     bitstream = search.bitstreams[best.setting]
-    return _make_point(codec, pixels, best.setting, bitstream, float(target_bpp), search.encodes)
+    return _make_point(
+        codec,
+        pixels,
+        best.setting,
+        bitstream,
+        float(target_bpp),
+        search.encodes,
+        encoder.cache_hits,
+    )

@@ -1,32 +1,24 @@
 """Encoding a study's rate ladders: images × codecs × target bitrates, in parallel.
 
-Plain Python on top of codecs_adapter (no database), so the worker processes
-never touch Django. The results are PNG bytes ready to be stored as stimuli.
+A thin layer over :func:`codecs_adapter.run_ladders` (the library's runner: spawned
+worker processes, rate control per image, optional content-addressed cache), so the
+worker processes never touch Django. The results are PNG bytes ready to be stored as
+stimuli.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 import codecs_adapter
+from codecs_adapter.ladder import Ladder
 
-
-@dataclass(frozen=True)
-class Ladder:
-    """One codec's rate points: target bitrates in bits per pixel, fewest bits first."""
-
-    codec: str
-    targets_bpp: tuple[float, ...]
-
-    def condition_name(self, rate_index: int) -> str:
-        return f"{self.codec}-r{rate_index + 1}"
+__all__ = ["EncodedStimulus", "Ladder", "LadderError", "encode_ladders"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +27,7 @@ class EncodedStimulus:
     codec: str
     condition: str
     rate_index: int
-    target_bpp: float | None  # None: encoded at a fixed setting, not to a rate
+    target_bpp: float | None  # None: encoded at a fixed setting, or imported
     bpp: float
     bitstream_bytes: int
     png: bytes
@@ -44,6 +36,7 @@ class EncodedStimulus:
     version: str
     settings: dict[str, Any] = field(default_factory=dict)
     encodes: int = 1  # encodes the rate search took
+    metrics: dict[str, float] = field(default_factory=dict)  # codecs_adapter.compute_metrics
 
     @classmethod
     def from_point(
@@ -72,32 +65,29 @@ class EncodedStimulus:
             encodes=point.encodes,
         )
 
+    @classmethod
+    def from_record(cls, record: codecs_adapter.StimulusRecord) -> EncodedStimulus:
+        """The stimulus of a library record (a ladder's or an import's)."""
+        return cls(
+            image=record.image,
+            codec=record.codec,
+            condition=record.condition,
+            rate_index=record.rate_index,
+            target_bpp=record.target_bpp,
+            bpp=record.bpp,
+            bitstream_bytes=record.n_bytes,
+            png=record.png,
+            sha256=record.sha256,
+            library=record.library,
+            version=record.version,
+            settings=dict(record.settings),
+            encodes=record.encodes,
+            metrics=dict(record.metrics),
+        )
+
 
 class LadderError(Exception):
     """Some rate points could not be produced; the message lists every one."""
-
-
-def _encode_job(
-    image_name: str, rgb: np.ndarray, ladder: Ladder
-) -> tuple[list[EncodedStimulus], list[str]]:
-    codec = codecs_adapter.get_codec(ladder.codec)
-    done: list[EncodedStimulus] = []
-    problems: list[str] = []
-    for rate_index, target in enumerate(ladder.targets_bpp):
-        try:
-            point = codecs_adapter.encode_to_bpp(codec, rgb, target)
-        except codecs_adapter.TargetUnreachable as exc:
-            problems.append(f"{image_name}: {exc}")
-            continue
-        done.append(
-            EncodedStimulus.from_point(
-                point,
-                image=image_name,
-                condition=ladder.condition_name(rate_index),
-                rate_index=rate_index,
-            )
-        )
-    return done, problems
 
 
 def encode_ladders(
@@ -106,29 +96,30 @@ def encode_ladders(
     *,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    metrics: bool = False,
 ) -> list[EncodedStimulus]:
     """Encode every image with every ladder, hitting each target bpp per image.
+
+    ``progress(done, total)`` counts stimuli (image × codec × target). With
+    ``cache_dir`` encodes are reused across runs (and an interrupted build resumes);
+    with ``metrics`` every stimulus carries its objective metrics.
 
     Raises
     ------
     LadderError
         A target could not be reached on some image; lists every such case.
     """
-    jobs = [(name, rgb, ladder) for name, rgb in images.items() for ladder in ladders]
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
-    results: list[EncodedStimulus] = []
-    problems: list[str] = []
-    # Fresh interpreters, not forks: the caller may be a threaded web or test
-    # process, and forking one can deadlock the children.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_encode_job, *job) for job in jobs]
-        for finished, future in enumerate(futures, start=1):
-            done, failed = future.result()
-            results.extend(done)
-            problems.extend(failed)
-            if progress is not None:
-                progress(finished, len(jobs))
-    if problems:
-        raise LadderError("targets not reached:\n" + "\n".join(problems))
-    return sorted(results, key=lambda s: (s.codec, s.rate_index, s.image))
+    result = codecs_adapter.run_ladders(
+        images,
+        ladders,
+        workers=workers,
+        progress=progress,
+        cache=cache_dir,
+        metrics=metrics,
+    )
+    if result.unreached:
+        raise LadderError(
+            "targets not reached:\n" + "\n".join(item.message for item in result.unreached)
+        )
+    return [EncodedStimulus.from_record(record) for record in result.stimuli]

@@ -21,7 +21,8 @@ import pytest
 from PIL import Image, ImageOps
 from skimage import data
 
-from codecs_adapter import load_rgb, png_bytes, sha256_bytes, write_png
+from codecs_adapter import load_rgb, pixels_sha256, png_bytes, sha256_bytes, write_png
+from codecs_adapter.images import DEFAULT_MAX_PIXELS, ImageTooLarge
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: The only chunks a stimulus may contain, in order (IDAT may repeat).
@@ -249,3 +250,46 @@ def test_cmyk_images_are_refused(tmp_path: Path) -> None:
 def test_missing_files_raise_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         load_rgb(tmp_path / "nothing.png")
+
+
+# --- pixel limit and content digests ---------------------------------------------------------
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims a size its few bytes of data do not hold."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+
+
+def test_load_rgb_refuses_images_over_the_pixel_limit_before_decoding(tmp_path: Path) -> None:
+    path = tmp_path / "photo.png"
+    write_png(PHOTO, path)
+    height, width, _ = PHOTO.shape
+    with pytest.raises(ImageTooLarge, match=f"{width}x{height} = {width * height:,} pixels"):
+        load_rgb(path, max_pixels=width * height - 1)
+    assert np.array_equal(load_rgb(path, max_pixels=width * height), PHOTO)
+
+
+@pytest.mark.parametrize("side", [20_000, 200_000])
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path: Path, side: int) -> None:
+    # 400 MP is over the default limit; 40 GP is over Pillow's own bomb check too.
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_claiming(side, side))
+    with pytest.raises(ImageTooLarge) as caught:
+        load_rgb(path)
+    assert caught.value.max_pixels == DEFAULT_MAX_PIXELS
+    assert isinstance(caught.value, ValueError)
+
+
+def test_pixel_digests_name_content_and_shape_not_files() -> None:
+    flat = np.arange(36, dtype=np.uint8)
+    wide, tall = flat.reshape(2, 6, 3), flat.reshape(6, 2, 3)
+    assert pixels_sha256(wide) != pixels_sha256(tall)
+    assert pixels_sha256(np.asfortranarray(PHOTO)) == pixels_sha256(PHOTO.copy())
+    expected = hashlib.sha256(b"rgb8 2 6\n" + wide.tobytes()).hexdigest()
+    assert pixels_sha256(wide) == expected

@@ -204,7 +204,7 @@ def test_settings_outside_the_range_are_refused(name: str) -> None:
             codec.encode(ASTRONAUT, bad)
 
 
-@pytest.mark.parametrize("name", ["jpeg", "avif", "heif"])
+@pytest.mark.parametrize("name", ["avif", "heif"])
 def test_integer_settings_refuse_fractions(name: str) -> None:
     with pytest.raises(ValueError, match="whole"):
         get_codec(name).encode(ASTRONAUT, 50.5)
