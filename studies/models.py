@@ -253,6 +253,9 @@ class Stimulus(models.Model):
     codec_library = models.CharField(max_length=100)
     codec_version = models.CharField(max_length=100)
     settings = models.JSONField(default=dict, help_text="Encoder settings used.")
+    metrics = models.JSONField(
+        default=dict, blank=True, help_text="Objective metrics against the original."
+    )
 
     class Meta:
         verbose_name_plural = "stimuli"

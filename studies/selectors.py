@@ -99,13 +99,24 @@ def votes_frame(study: Study) -> pd.DataFrame:
 
 
 def conditions_frame(study: Study) -> pd.DataFrame:
-    """One row per study condition and source image, with the stimulus's bpp."""
-    rows = (
+    """One row per study condition and source image, with the stimulus's bpp.
+
+    Objective metrics of the stimuli (codecs_adapter.compute_metrics: psnr_rgb,
+    psnr_y, ssim, ms_ssim, ssimulacra2), where computed, follow as extra columns.
+    """
+    rows = list(
         Stimulus.objects.filter(condition__study=study, condition__kind=ConditionKind.STUDY)
         .order_by("condition__codec", "condition__rate_index", "source_image__name")
-        .values_list("condition__name", "condition__codec", "source_image__name", "bpp")
+        .values_list(
+            "condition__name", "condition__codec", "source_image__name", "bpp", "metrics"
+        )
     )
-    return pd.DataFrame.from_records(list(rows), columns=CONDITIONS_EXPORT_COLUMNS)
+    metric_names = sorted({name for *_, metrics in rows for name in metrics})
+    records = [
+        (*row, *(metrics.get(name) for name in metric_names)) for *row, metrics in rows
+    ]
+    columns = [*CONDITIONS_EXPORT_COLUMNS, *metric_names]
+    return pd.DataFrame.from_records(records, columns=columns)
 
 
 def study_progress(study: Study) -> dict[str, int]:

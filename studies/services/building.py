@@ -173,6 +173,7 @@ def study_create(
                     codec_library=s.library,
                     codec_version=s.version,
                     settings=s.settings,
+                    metrics=s.metrics,
                 )
     except BaseException:
         for name in saved:

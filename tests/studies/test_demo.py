@@ -56,6 +56,7 @@ def _simulated_choice(trial: Any, rng: np.random.Generator, quality: dict[str, f
 @pytest.fixture
 def built_demo(db: None, settings: Any, tmp_path: Path) -> Study:
     settings.DEMO_CREDENTIALS_FILE = tmp_path / "demo-researcher.txt"
+    settings.VAR_DIR = tmp_path
     call_command("demo_study", "--slug", "demo", "--no-screening")
     return Study.objects.get(slug="demo")
 
@@ -81,6 +82,8 @@ def test_the_demo_builds_rates_exports_and_fits(
             rtol = INTEGER_CODECS_RTOL  # see BENCHMARKS.md: JXL's rate has small jumps
         assert stimulus.bpp == pytest.approx(target, rel=rtol), (stimulus, stimulus.bpp)
         assert Path(stimulus.file.path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Objective metrics are stored with every stimulus and exported beside bpp.
+    assert set(stimuli[0].metrics) == {"psnr_rgb", "psnr_y", "ssim", "ms_ssim", "ssimulacra2"}
     # A second run changes nothing.
     before = sorted(Stimulus.objects.values_list("sha256", flat=True))
     call_command("demo_study", "--slug", "demo")
@@ -128,6 +131,10 @@ def test_the_demo_builds_rates_exports_and_fits(
     call_command("export_votes", "demo", "--out", str(export))
     with (export / "votes.csv").open(encoding="utf-8") as handle:
         assert len(list(csv.DictReader(handle))) == 600
+    with (export / "conditions.csv").open(encoding="utf-8") as handle:
+        header = next(csv.reader(handle))
+    assert header[:4] == ["condition", "codec", "image", "bpp"]
+    assert "ssimulacra2" in header
     out = tmp_path / "fit"
     result = subprocess.run(
         [

@@ -68,8 +68,9 @@ def test_a_study_with_screening_sends_the_rater_to_the_display_check(
 ) -> None:
     screened = make_study(slug="screened", screening_required=True)
     response = _consent(client, screened.slug)
-    assert response["Location"] == f"/screening/{screened.slug}/display/"
-    # The viewer is not reachable before the check passes.
+    assert response["Location"] == f"/screening/{screened.slug}/"
+    assert client.get(response["Location"])["Location"] == f"/screening/{screened.slug}/display/"
+    # The viewer is not reachable before the screening is passed.
     assert client.get(f"/r/{screened.slug}/rate/")["Location"] == response["Location"]
 
 

@@ -39,11 +39,17 @@ class Command(BaseCommand):
         )
 
         def progress(done: int, total: int) -> None:
-            self.stdout.write(f"  {done}/{total} stimuli encoded")
+            if done == total or done % max(total // 10, 1) == 0:
+                self.stdout.write(f"  {done}/{total} stimuli encoded")
 
         try:
             stimuli = encode_ladders(
-                images, demo.DEMO_LADDERS, workers=options["workers"], progress=progress
+                images,
+                demo.DEMO_LADDERS,
+                workers=options["workers"],
+                progress=progress,
+                cache_dir=settings.VAR_DIR / "encode-cache",
+                metrics=True,
             )
         except LadderError as exc:
             raise CommandError(str(exc)) from exc
