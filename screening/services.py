@@ -13,6 +13,7 @@ import enum
 import random
 import secrets
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from django.core.files.base import ContentFile
@@ -64,6 +65,18 @@ class ScreeningNotReady(Exception):
 
 def policy_for(study: Study) -> ScreeningPolicy:
     policy, _ = ScreeningPolicy.objects.get_or_create(study=study)
+    return policy
+
+
+@transaction.atomic
+def policy_set(*, study: Study, **values: Any) -> ScreeningPolicy:
+    """Set a study's screening policy (require_colour, require_tritan, require_artifacts,
+    artifact_cutoff_level); unnamed fields keep their defaults or current values."""
+    policy = policy_for(study)
+    for name, value in values.items():
+        setattr(policy, name, value)
+    policy.full_clean()
+    policy.save()
     return policy
 
 

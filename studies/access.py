@@ -12,15 +12,21 @@ _RATER_SESSION_KEY = "rater-session:{slug}"
 
 
 def get_study_for_researcher(request: HttpRequest, slug: str) -> Study:
-    """The study if the logged-in user owns it; 404 for everyone else.
+    """The study if the logged-in user owns it or was invited to it; 404 for everyone else.
 
     A study someone may not see is reported as missing, not forbidden, so its
     existence does not leak.
     """
     study = get_object_or_404(Study, slug=slug)
-    if not request.user.is_authenticated or (
-        study.owner_id != request.user.pk and not request.user.is_superuser
-    ):
+    if not study.can_be_seen_by(request.user):
+        raise Http404("No such study.")
+    return study
+
+
+def get_study_for_owner(request: HttpRequest, slug: str) -> Study:
+    """The study if the logged-in user owns it (sharing it is the owner's decision)."""
+    study = get_study_for_researcher(request, slug)
+    if study.owner_id != request.user.pk and not request.user.is_superuser:
         raise Http404("No such study.")
     return study
 

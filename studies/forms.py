@@ -64,3 +64,19 @@ def form_errors(form: forms.Form) -> str:
         messages = "; ".join(e["message"] for e in errors)
         parts.append(f"{field}: {messages}" if field != "__all__" else messages)
     return ", ".join(parts)
+
+
+class StudyUploadForm(forms.Form):
+    spec = forms.FileField(help_text="The study definition file (TOML, docs/study-spec.md).")
+    folder = forms.FileField(
+        required=False,
+        help_text="A zip of the folders the spec names (its images, imported reconstructions).",
+    )
+
+
+class ExclusionForm(forms.Form):
+    reason = forms.CharField(max_length=300)
+
+
+class CollaboratorForm(forms.Form):
+    username = forms.CharField(max_length=150)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
@@ -39,6 +40,10 @@ def new_study_seed() -> int:
     return secrets.randbelow(2**31)
 
 
+class SamplingStrategy(models.TextChoices):
+    BALANCED = "balanced", "Balanced random pairs within each image"
+
+
 # Choices are module-level classes (each model keeps a nested alias, e.g.
 # Study.Status) so that the models' Meta constraints can list their values.
 
@@ -48,6 +53,12 @@ class StudyStatus(models.TextChoices):
     OPEN = "open", "Open"
     PAUSED = "paused", "Paused"
     CLOSED = "closed", "Closed"
+
+
+class RaterPlatform(models.TextChoices):
+    PROLIFIC = "prolific", "Prolific"
+    MTURK = "mturk", "Amazon Mechanical Turk"
+    DIRECT = "direct", "Direct link"
 
 
 class StudyDisplayMode(models.TextChoices):
@@ -128,6 +139,25 @@ class Study(models.Model):
     seed = models.PositiveIntegerField(
         default=new_study_seed, help_text="Seeds pair scheduling, sides and crops."
     )
+    platform = models.CharField(
+        max_length=16,
+        choices=RaterPlatform.choices,
+        default=RaterPlatform.PROLIFIC,
+        help_text="Where raters are recruited (decides the study link shown).",
+    )
+    sampling_strategy = models.CharField(
+        max_length=16, choices=SamplingStrategy.choices, default=SamplingStrategy.BALANCED
+    )
+    target_halfwidth = models.FloatField(
+        null=True, blank=True, help_text="Wanted half-width of every 95% BD-rate interval, points."
+    )
+    vote_budget = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Votes to collect at most."
+    )
+    spec_text = models.TextField(blank=True, help_text="The study definition file, as given.")
+    collaborators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="shared_studies"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -153,6 +183,16 @@ class Study(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    def can_be_seen_by(self, user: Any) -> bool:
+        """Owner, invited collaborators and staff may see and run a study."""
+        if not user.is_authenticated:
+            return False
+        return (
+            self.owner_id == user.pk
+            or user.is_superuser
+            or self.collaborators.filter(pk=user.pk).exists()
+        )
 
     @property
     def mode(self) -> StudyDisplayMode:
@@ -272,12 +312,6 @@ class Stimulus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.condition} on {self.source_image.name}"
-
-
-class RaterPlatform(models.TextChoices):
-    PROLIFIC = "prolific", "Prolific"
-    MTURK = "mturk", "Amazon Mechanical Turk"
-    DIRECT = "direct", "Direct link"
 
 
 class Rater(models.Model):
@@ -481,6 +515,10 @@ class Fit(models.Model):
     task_id = models.CharField(max_length=64, blank=True)
     output_dir = models.CharField(max_length=300, blank=True, help_text="Relative to MEDIA_ROOT.")
     summary = models.JSONField(default=dict, blank=True)
+    excluded_raters = models.JSONField(
+        default=list, blank=True, help_text="Rater pseudonyms left out of this fit."
+    )
+    fast = models.BooleanField(default=False, help_text="MAP + Laplace preview, not NUTS.")
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -501,3 +539,62 @@ class Fit(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
+
+
+class Exclusion(models.Model):
+    """A researcher's decision to leave a rater's votes out of the study's fits."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="exclusions")
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="exclusions")
+    excluded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "rater"], name="exclusion_once_per_rater"),
+            models.CheckConstraint(condition=~Q(reason=""), name="exclusion_has_reason"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rater} excluded from {self.study}"
+
+
+class BuildStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class StudyBuild(models.Model):
+    """Encoding (and importing) a study's stimuli from its spec, as a background task."""
+
+    Status = BuildStatus
+
+    study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="build")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    source_dir = models.CharField(max_length=500, help_text="Where the spec's folders are.")
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=BuildStatus.values), name="build_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"build of {self.study} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 0

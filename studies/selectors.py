@@ -6,10 +6,13 @@ conditions.csv), as pandas DataFrames, for the export command and for fits.
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
 import pandas as pd
 from django.db.models import Count, Q
 
-from studies.models import ConditionKind, RaterSession, Stimulus, Study, Vote
+from studies.models import ConditionKind, Exclusion, RaterSession, Stimulus, Study, Vote
 
 VOTES_EXPORT_COLUMNS = [
     "rater",
@@ -107,14 +110,10 @@ def conditions_frame(study: Study) -> pd.DataFrame:
     rows = list(
         Stimulus.objects.filter(condition__study=study, condition__kind=ConditionKind.STUDY)
         .order_by("condition__codec", "condition__rate_index", "source_image__name")
-        .values_list(
-            "condition__name", "condition__codec", "source_image__name", "bpp", "metrics"
-        )
+        .values_list("condition__name", "condition__codec", "source_image__name", "bpp", "metrics")
     )
     metric_names = sorted({name for *_, metrics in rows for name in metrics})
-    records = [
-        (*row, *(metrics.get(name) for name in metric_names)) for *row, metrics in rows
-    ]
+    records = [(*row, *(metrics.get(name) for name in metric_names)) for *row, metrics in rows]
     columns = [*CONDITIONS_EXPORT_COLUMNS, *metric_names]
     return pd.DataFrame.from_records(records, columns=columns)
 
@@ -134,3 +133,104 @@ def study_progress(study: Study) -> dict[str, int]:
         "conditions": study.conditions.filter(kind=ConditionKind.STUDY).count(),
         "images": study.source_images.count(),
     }
+
+
+EXCLUSIONS_EXPORT_COLUMNS = ["rater", "reason", "excluded_by", "created_at"]
+
+
+def exclusions_frame(study: Study) -> pd.DataFrame:
+    """The study's excluded raters (pseudonyms as in votes.csv), who excluded them and why."""
+    rows = Exclusion.objects.filter(study=study).order_by("rater_id")
+    records = [
+        {
+            "rater": f"r{e.rater_id}",
+            "reason": e.reason,
+            "excluded_by": e.excluded_by.get_username(),
+            "created_at": e.created_at.isoformat(),
+        }
+        for e in rows.select_related("excluded_by")
+    ]
+    return pd.DataFrame.from_records(records, columns=EXCLUSIONS_EXPORT_COLUMNS)
+
+
+def votes_per_condition_and_image(study: Study) -> dict[str, Any]:
+    """How often each study condition was judged on each image (both sides counted)."""
+    conditions = list(
+        study.conditions.filter(kind=ConditionKind.STUDY).order_by("codec", "rate_index")
+    )
+    images = list(study.source_images.order_by("name").values_list("name", flat=True))
+    counts: Counter[tuple[str, str]] = Counter()
+    for image, left, right in Vote.objects.filter(
+        trial__session__study=study, trial__is_golden=False, trial__is_practice=False
+    ).values_list(
+        "trial__source_image__name", "trial__left__condition__name", "trial__right__condition__name"
+    ):
+        counts[(left, image)] += 1
+        counts[(right, image)] += 1
+    return {
+        "images": images,
+        "rows": [
+            {"condition": c.name, "counts": [counts[(c.name, image)] for image in images]}
+            for c in conditions
+        ],
+    }
+
+
+def pair_coverage(study: Study) -> dict[str, Any]:
+    """Votes per pair of study conditions, over all images (a symmetric matrix)."""
+    names = list(
+        study.conditions.filter(kind=ConditionKind.STUDY)
+        .order_by("codec", "rate_index")
+        .values_list("name", flat=True)
+    )
+    counts: Counter[frozenset[str]] = Counter(
+        frozenset(pair)
+        for pair in Vote.objects.filter(
+            trial__session__study=study, trial__is_golden=False, trial__is_practice=False
+        ).values_list("trial__left__condition__name", "trial__right__condition__name")
+    )
+    return {
+        "conditions": names,
+        "rows": [
+            {
+                "condition": a,
+                "counts": [None if a == b else counts[frozenset((a, b))] for b in names],
+            }
+            for a in names
+        ],
+    }
+
+
+def rater_table(study: Study) -> list[dict[str, Any]]:
+    """Per rater of the study: votes, golden accuracy, speed, side preference, exclusion."""
+    excluded = {
+        e.rater_id: e for e in Exclusion.objects.filter(study=study).select_related("excluded_by")
+    }
+    rows = []
+    for session in RaterSession.objects.filter(study=study).select_related("rater").order_by("pk"):
+        votes = list(
+            Vote.objects.filter(trial__session=session, trial__is_practice=False).select_related(
+                "trial__left__condition"
+            )
+        )
+        golden = [v for v in votes if v.trial.is_golden]
+        comparisons = [v for v in votes if not v.trial.is_golden]
+        times = sorted(v.response_ms for v in votes)
+        exclusion = excluded.get(session.rater_id)
+        rows.append(
+            {
+                "rater": f"r{session.rater_id}",
+                "status": session.get_status_display(),
+                "votes": len(votes),
+                "golden": len(golden),
+                "golden_right": sum(v.choice == v.trial.golden_answer for v in golden),
+                "median_ms": times[len(times) // 2] if times else None,
+                "left_share": (
+                    sum(v.choice == Vote.Choice.LEFT for v in comparisons) / len(comparisons)
+                    if comparisons
+                    else None
+                ),
+                "excluded": exclusion,
+            }
+        )
+    return rows

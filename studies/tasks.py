@@ -12,3 +12,11 @@ def run_fit(fit_id: int) -> str:
     """Fit a study's votes; the Fit row records progress, outcome and outputs."""
     fit = services.fit_run(fit_id=fit_id)
     return fit.status
+
+
+@task()
+def build_study(build_id: int) -> str:
+    """Encode (and import) a study's stimuli from its spec; StudyBuild records progress."""
+    from studies.services.specs import study_build_run
+
+    return study_build_run(build_id=build_id).status

@@ -33,9 +33,10 @@ def django_db_modify_db_settings(tmp_path_factory: pytest.TempPathFactory) -> No
 
 @pytest.fixture(autouse=True)
 def _media_root(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every test writes stimuli and fit outputs under its own temporary MEDIA_ROOT."""
+    """Every test writes stimuli, fit outputs and caches under its own temporary folders."""
     media = tmp_path_factory.mktemp("media")
     settings.MEDIA_ROOT = str(media)
+    settings.VAR_DIR = media.parent / f"{media.name}-var"
     return media
 
 
@@ -145,3 +146,105 @@ def artifact_bank(db: None) -> int:
 
     images, items = small_artifact_bank()
     return services.artifact_bank_build(images=images, items=items)
+
+
+# --- Study definition files -------------------------------------------------------------
+
+SMALL_SPEC = """\
+slug = "spec-study"
+title = "A study from a spec"
+images = "images"
+anchor = "jpeg"
+
+[display]
+mode = "side-by-side"
+min_view_ms = 0
+
+[session]
+trials = 4
+practice_trials = 0
+golden_rate = 0.0
+
+[screening]
+required = false
+
+[recruitment]
+platform = "prolific"
+completion_code = "SPEC-DONE"
+
+[[codec]]
+name = "jpeg"
+bpp = [1.5, 3.0]
+
+[[codec]]
+name = "webp"
+bpp = [1.0, 2.0]
+"""
+
+
+@pytest.fixture
+def spec_folder(tmp_path: Path) -> Path:
+    """A folder with a valid study.toml and two small PNG source images."""
+    import codecs_adapter
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name, rgb in small_sources().items():
+        codecs_adapter.write_png(rgb, images / f"{name}.png")
+    (tmp_path / "study.toml").write_text(SMALL_SPEC, encoding="utf-8")
+    return tmp_path
+
+
+# --- The task worker ---------------------------------------------------------------------
+
+
+def _database_url() -> str:
+    """The URL of the database the tests run on, for a worker in another process."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    database = connection.settings_dict
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{database['NAME']}"
+    user = quote(database["USER"] or "")
+    password = f":{quote(database['PASSWORD'])}" if database["PASSWORD"] else ""
+    host = f"{database['HOST']}:{database['PORT'] or 5432}"
+    return f"postgres://{user}{password}@{host}/{database['NAME']}"
+
+
+@pytest.fixture
+def run_worker(settings: Any) -> Callable[[], None]:
+    """Run the real task worker, in its own process, until the queue is empty.
+
+    The test must commit its writes (``django_db(transaction=True)``) for the
+    worker to see them.
+    """
+    import subprocess
+    import sys
+
+    def run() -> None:
+        env = {
+            **os.environ,
+            "DATABASE_URL": _database_url(),
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "VAR_DIR": str(settings.VAR_DIR),
+        }
+        result = subprocess.run(
+            [
+                sys.executable,
+                "manage.py",
+                "db_worker",
+                "--batch",
+                "--no-startup-delay",
+                "--no-reload",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert result.returncode == 0, result.stderr
+
+    return run

@@ -7,7 +7,7 @@ themselves.
 
 from __future__ import annotations
 
-from studies.services.building import study_create
+from studies.services.building import study_add_stimuli, study_create
 from studies.services.errors import (
     NotAdmitted,
     ServiceError,
@@ -16,6 +16,14 @@ from studies.services.errors import (
     VoteConflict,
 )
 from studies.services.fits import DEFAULT_FIT_SEED, fit_request, fit_run
+from studies.services.lifecycle import (
+    collaborator_add,
+    collaborator_remove,
+    exclusion_add,
+    exclusion_remove,
+    rater_by_pseudonym,
+    study_set_status,
+)
 from studies.services.rating import (
     golden_failures,
     rater_session_start,
@@ -25,9 +33,19 @@ from studies.services.rating import (
     trials_pending,
     vote_record,
 )
+from studies.services.specs import study_build_run, study_create_from_spec
 
 __all__ = [
     "DEFAULT_FIT_SEED",
+    "collaborator_add",
+    "collaborator_remove",
+    "exclusion_add",
+    "exclusion_remove",
+    "rater_by_pseudonym",
+    "study_add_stimuli",
+    "study_build_run",
+    "study_create_from_spec",
+    "study_set_status",
     "NotAdmitted",
     "ServiceError",
     "StudyNotOpen",

@@ -80,24 +80,28 @@ def study_create(
     """Create a study with its source images, conditions and stimuli, all or nothing.
 
     ``sources`` maps image names to RGB arrays (the originals); ``stimuli`` are
-    the encoded reconstructions from ``studies.ladder.encode_ladders``. Files
-    are written under MEDIA_ROOT with opaque names; if anything fails, the
-    files written so far are removed and no row is left behind.
-
-    Two more conditions, the golden-trial pair of every image (the original
-    and a heavily degraded version), are added here.
+    the encoded reconstructions from ``studies.ladder.encode_ladders``. See
+    :func:`study_add_stimuli` for what is checked and added.
 
     Raises
     ------
     ServiceError
-        The slug is taken, the anchor codec has no conditions, a condition
-        uses a reserved golden-trial name, or some condition lacks a stimulus
-        for some image.
+        The slug is taken, or the stimuli do not make a study (see
+        :func:`study_add_stimuli`).
     """
-    from codecs_adapter import png_bytes, sha256_bytes
-
     if Study.objects.filter(slug=slug).exists():
         raise ServiceError(f"a study with slug {slug!r} exists already")
+    with transaction.atomic():
+        study = Study.objects.create(
+            slug=slug, title=title, owner=owner, anchor_codec=anchor_codec, status=status, **options
+        )
+        study_add_stimuli(study=study, sources=sources, stimuli=stimuli)
+    return study
+
+
+def _check_stimuli(
+    anchor_codec: str, sources: Mapping[str, np.ndarray], stimuli: Sequence[EncodedStimulus]
+) -> None:
     reserved = sorted({s.condition for s in stimuli} & set(GOLDEN_CONDITIONS))
     if reserved or any(s.codec == GOLDEN_CODEC for s in stimuli):
         raise ServiceError(
@@ -105,8 +109,15 @@ def study_create(
             + ", ".join(GOLDEN_CONDITIONS)
         )
     conditions = {(s.condition, s.codec, s.rate_index, s.target_bpp) for s in stimuli}
+    names = [c[0] for c in conditions]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise ServiceError("conditions defined twice (two codecs or rates): " + ", ".join(clashes))
     if anchor_codec not in {c[1] for c in conditions}:
         raise ServiceError(f"anchor codec {anchor_codec!r} has no conditions in this study")
+    unknown = sorted({s.image for s in stimuli} - set(sources))
+    if unknown:
+        raise ServiceError("stimuli of images that are not study images: " + ", ".join(unknown))
     present = {(s.condition, s.image) for s in stimuli}
     missing = [
         f"{condition} on {image}"
@@ -116,6 +127,33 @@ def study_create(
     ]
     if missing:
         raise ServiceError("missing stimuli: " + ", ".join(missing))
+
+
+def study_add_stimuli(
+    *,
+    study: Study,
+    sources: Mapping[str, np.ndarray],
+    stimuli: Sequence[EncodedStimulus],
+) -> Study:
+    """Store a study's source images, conditions and stimuli, all or nothing.
+
+    Files are written under MEDIA_ROOT with opaque names; if anything fails,
+    the files written so far are removed and no row is left behind. Two more
+    conditions, the golden-trial pair of every image (the original and a
+    heavily degraded version), are added here.
+
+    Raises
+    ------
+    ServiceError
+        The study has stimuli already, the anchor codec has no conditions, a
+        condition uses a reserved golden-trial name or is defined twice, or
+        some condition lacks a stimulus for some image.
+    """
+    from codecs_adapter import png_bytes, sha256_bytes
+
+    if study.source_images.exists():
+        raise ServiceError(f"study {study.slug!r} has its stimuli already")
+    _check_stimuli(study.anchor_codec, sources, stimuli)
     stimuli = [*stimuli, *golden_stimuli(sources)]
     conditions = {(s.condition, s.codec, s.rate_index, s.target_bpp) for s in stimuli}
 
@@ -128,14 +166,6 @@ def study_create(
 
     try:
         with transaction.atomic():
-            study = Study.objects.create(
-                slug=slug,
-                title=title,
-                owner=owner,
-                anchor_codec=anchor_codec,
-                status=status,
-                **options,
-            )
             images: dict[str, SourceImage] = {}
             for name, rgb in sources.items():
                 png = png_bytes(rgb)
@@ -158,7 +188,9 @@ def study_create(
                     rate_index=rate_index,
                     target_bpp=target,
                 )
-                for name, codec, rate_index, target in sorted(conditions)
+                for name, codec, rate_index, target in sorted(
+                    conditions, key=lambda c: (c[0], c[1], c[2])
+                )
             }
             for s in stimuli:
                 token = new_image_token()

@@ -18,13 +18,27 @@ from studies.models import Fit, Study
 DEFAULT_FIT_SEED = 20260101
 
 
-def fit_request(*, study: Study, requested_by: Any = None, seed: int = DEFAULT_FIT_SEED) -> Fit:
-    """Queue a fit of the study's votes as a background task."""
+def fit_request(
+    *,
+    study: Study,
+    requested_by: Any = None,
+    seed: int = DEFAULT_FIT_SEED,
+    fast: bool = False,
+) -> Fit:
+    """Queue a fit of the study's votes as a background task.
+
+    ``fast`` asks for the MAP + Laplace approximation (seconds, for previews)
+    instead of the full posterior.
+    """
     from studies.tasks import run_fit
 
     with transaction.atomic():
         fit = Fit.objects.create(
-            study=study, requested_by=requested_by, anchor_codec=study.anchor_codec, seed=seed
+            study=study,
+            requested_by=requested_by,
+            anchor_codec=study.anchor_codec,
+            seed=seed,
+            fast=fast,
         )
 
         def enqueue() -> None:
@@ -38,6 +52,11 @@ def fit_request(*, study: Study, requested_by: Any = None, seed: int = DEFAULT_F
 def fit_run(*, fit_id: int) -> Fit:
     """Run a queued fit: export the votes, fit, write the outputs, record the result.
 
+    The votes of excluded raters are left out, and the fit records whose. The
+    exact inputs (all votes, the exclusions, the conditions) are written beside
+    the outputs, under ``inputs/``, so the fit can be re-run without the
+    database (see the study bundle).
+
     Called by the background task. A failure is recorded on the fit with its
     message; problems with the data (no votes yet, say) end the fit as failed
     without raising, anything unexpected is raised again after being recorded.
@@ -47,7 +66,7 @@ def fit_run(*, fit_id: int) -> Fit:
     from analysis.io import InputError
 
     with transaction.atomic():
-        fit = Fit.objects.select_for_update().select_related("study").get(pk=fit_id)
+        fit = Fit.objects.select_for_update(of=("self",)).select_related("study").get(pk=fit_id)
         if fit.status != Fit.Status.QUEUED:
             return fit  # already run (a retried task)
         fit.status = Fit.Status.RUNNING
@@ -55,15 +74,23 @@ def fit_run(*, fit_id: int) -> Fit:
         fit.save(update_fields=["status", "started_at"])
 
     study = fit.study
-    votes = selectors.votes_frame(study)
+    all_votes = selectors.votes_frame(study)
+    exclusions = selectors.exclusions_frame(study)
+    fit.excluded_raters = sorted(exclusions["rater"])
+    votes = all_votes[~all_votes["rater"].isin(fit.excluded_raters)]
     conditions = selectors.conditions_frame(study)
     relative_dir = f"fits/{study.slug}/{fit.pk}"
     out_dir = Path(settings.MEDIA_ROOT) / relative_dir
     try:
         if votes.empty:
-            raise InputError("votes", None, "the study has no votes yet")
-        result = fit_study(votes, conditions, anchor=fit.anchor_codec, seed=fit.seed)
+            raise InputError("votes", None, "the study has no votes yet (after exclusions)")
+        result = fit_study(votes, conditions, anchor=fit.anchor_codec, seed=fit.seed, fast=fit.fast)
         write_outputs(result, out_dir)
+        inputs = out_dir / "inputs"
+        inputs.mkdir(exist_ok=True)
+        all_votes.to_csv(inputs / "votes.csv", index=False)
+        exclusions.to_csv(inputs / "exclusions.csv", index=False)
+        conditions.to_csv(inputs / "conditions.csv", index=False)
     except InputError as exc:
         _fit_fail(fit, str(exc), n_votes=len(votes))
         return fit
@@ -76,9 +103,19 @@ def fit_run(*, fit_id: int) -> Fit:
     fit.output_dir = relative_dir
     fit.summary = {
         "bd_rate": json.loads(result.bd_rate.to_json(orient="records")),
+        "elo": json.loads(result.elo.to_json(orient="records")),
         "diagnostics": result.diagnostics,
     }
-    fit.save(update_fields=["status", "finished_at", "n_votes", "output_dir", "summary"])
+    fit.save(
+        update_fields=[
+            "status",
+            "finished_at",
+            "n_votes",
+            "output_dir",
+            "summary",
+            "excluded_raters",
+        ]
+    )
     return fit
 
 
@@ -87,4 +124,4 @@ def _fit_fail(fit: Fit, message: str, *, n_votes: int) -> None:
     fit.finished_at = timezone.now()
     fit.error = message
     fit.n_votes = n_votes
-    fit.save(update_fields=["status", "finished_at", "error", "n_votes"])
+    fit.save(update_fields=["status", "finished_at", "error", "n_votes", "excluded_raters"])

@@ -40,8 +40,13 @@ GOLDEN_FIRST_POSITION = 1
 
 
 def _rng(session: RaterSession, *parts: object) -> random.Random:
-    """The session's own seeded random source for one decision."""
-    key = ":".join(str(p) for p in (session.study.seed, session.pk, *parts))
+    """The session's own seeded random source for one decision.
+
+    Keyed by the study's seed and the rater's identity (not a database id), so
+    the same participants get the same schedule on any database.
+    """
+    rater = session.rater
+    key = ":".join(str(p) for p in (session.study.seed, rater.platform, rater.external_id, *parts))
     return random.Random(key)  # noqa: S311 - scheduling, not secrets
 
 
@@ -135,7 +140,11 @@ def trials_pending(*, session: RaterSession) -> list[Trial]:
         A new trial is needed but the study is paused or closed.
     """
     # Serialise concurrent requests of one session so positions stay unique.
-    session = RaterSession.objects.select_for_update().select_related("study").get(pk=session.pk)
+    session = (
+        RaterSession.objects.select_for_update(of=("self",))
+        .select_related("study", "rater")
+        .get(pk=session.pk)
+    )
     if not session.is_admitted:
         raise NotAdmitted("this session has not passed the study's screening")
     if session.has_ended:

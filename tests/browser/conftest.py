@@ -49,7 +49,9 @@ def chromium() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
+def page(chromium: Any, live_server: Any) -> Iterator[Any]:
+    # Depends on live_server (and so on the database): the browser closes before
+    # the database is flushed, so no request of the page still holds a lock then.
     context = chromium.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)

@@ -88,3 +88,29 @@ def test_every_environment_variable_is_documented() -> None:
 
 def test_docs_say_secrets_may_come_from_files() -> None:
     assert "`SECRET_KEY_FILE`" in DOCS.read_text(encoding="utf-8")
+
+
+def _setting(env: dict[str, str], expression: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
+    clean.update(env, DJANGO_SETTINGS_MODULE="evalsite.settings")
+    code = f"import django; django.setup(); from django.conf import settings; print({expression})"
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=clean, capture_output=True, text=True
+    )
+
+
+def test_media_can_live_in_an_s3_compatible_bucket() -> None:
+    result = _setting(
+        {"MEDIA_STORAGE": "s3", "S3_BUCKET": "arena", "S3_ENDPOINT_URL": "https://s3.example"},
+        "settings.STORAGES['default']",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "storages.backends.s3.S3Storage" in result.stdout
+    assert "'bucket_name': 'arena'" in result.stdout
+    assert "'endpoint_url': 'https://s3.example'" in result.stdout
+
+
+def test_an_unknown_media_storage_is_named() -> None:
+    result = _setting({"MEDIA_STORAGE": "ftp"}, "1")
+    assert result.returncode != 0
+    assert "MEDIA_STORAGE='ftp': expected 'local' or 's3'" in result.stderr

@@ -256,4 +256,4 @@ def test_rater_pages_may_be_framed_by_mturk_only(client: Client, study: Study, o
         "frame-ancestors 'self' https://www.mturk.com https://workersandbox.mturk.com"
     )
     client.force_login(owner)
-    assert client.get(f"/studies/{study.slug}/")["X-Frame-Options"] == "SAMEORIGIN"
+    assert client.get(f"/studies/{study.slug}/")["X-Frame-Options"] == "DENY"

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from studies import services
@@ -121,34 +116,9 @@ def test_the_votes_export_is_the_public_format(client: Client, study: Study, own
         ]
 
 
-def _database_url() -> str:
-    """The URL of the database the tests run on, for a worker in another process."""
-    database = connection.settings_dict
-    if database["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{database['NAME']}"
-    user = quote(database["USER"] or "")
-    password = f":{quote(database['PASSWORD'])}" if database["PASSWORD"] else ""
-    host = f"{database['HOST']}:{database['PORT'] or 5432}"
-    return f"postgres://{user}{password}@{host}/{database['NAME']}"
-
-
-def _run_worker(settings: Any) -> None:
-    """Run the real task worker, in its own process, until the queue is empty."""
-    env = {**os.environ, "DATABASE_URL": _database_url(), "MEDIA_ROOT": str(settings.MEDIA_ROOT)}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "db_worker", "--batch", "--no-startup-delay", "--no-reload"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-
-
 @pytest.mark.django_db(transaction=True)
 def test_fit_now_queues_a_task_that_the_worker_runs(
-    client: Client, study: Study, owner: Any, settings: Any
+    client: Client, study: Study, owner: Any, run_worker: Any
 ) -> None:
     for i in range(6):
         _answer_all(study, f"p{i}", _more_bits_wins)
@@ -157,8 +127,8 @@ def test_fit_now_queues_a_task_that_the_worker_runs(
     fit = Fit.objects.get()
     assert fit.status == Fit.Status.QUEUED and fit.task_id  # queued, not run in the request
     page = client.get(f"/studies/{study.slug}/")
-    assert page.context["fit_running"] is True
-    _run_worker(settings)
+    assert page.context["working"] is True
+    run_worker()
     fit.refresh_from_db()
     assert fit.status == Fit.Status.SUCCEEDED, fit.error
     assert fit.n_votes == 24

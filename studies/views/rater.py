@@ -1,23 +1,18 @@
-"""Pages: the rater's path (entry, viewer, completion) and the researcher's study pages."""
+"""The rater's pages: entry and consent, the comparison viewer, the end, the images."""
 
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 
-from django.conf import settings
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import SuspiciousFileOperation
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils._os import safe_join
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from evalsite.framing import frameable_by_mturk
-from studies import access, selectors, services
+from studies import access, services
 from studies.forms import SessionStartForm
-from studies.models import Fit, Rater, RaterSession, SourceImage, Stimulus, Study
+from studies.models import Rater, RaterSession, SourceImage, Stimulus, Study
 
 # Query parameters recruitment platforms append to the study link.
 PROLIFIC_PARAMS = {
@@ -136,71 +131,4 @@ def image(request: HttpRequest, token: str) -> FileResponse:
     # FileResponse names the stored file; a rater-visible response names nothing.
     del response["Content-Disposition"]
     response["Cache-Control"] = IMAGE_CACHE_CONTROL
-    return response
-
-
-# --- Researcher pages -------------------------------------------------------------
-
-
-@login_required
-@require_GET
-def study_list(request: HttpRequest) -> HttpResponse:
-    studies = Study.objects.filter(owner_id=request.user.pk).order_by("-created_at")
-    return render(request, "studies/study_list.html", {"studies": studies})
-
-
-@login_required
-@require_GET
-def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    study = access.get_study_for_researcher(request, slug)
-    fits = list(study.fits.select_related("requested_by")[:20])
-    latest = next((f for f in fits if f.status == Fit.Status.SUCCEEDED), None)
-    rater_link = request.build_absolute_uri(reverse("studies:rater_entry", kwargs={"slug": slug}))
-    context = {
-        "study": study,
-        "progress": selectors.study_progress(study),
-        "fits": fits,
-        "latest_fit": latest,
-        "rater_link": rater_link,
-        "fit_running": any(not f.is_finished for f in fits),
-    }
-    return render(request, "studies/study_detail.html", context)
-
-
-@login_required
-@require_POST
-def study_fit(request: HttpRequest, slug: str) -> HttpResponse:
-    study = access.get_study_for_researcher(request, slug)
-    services.fit_request(study=study, requested_by=request.user)
-    return redirect("studies:study_detail", slug=slug)
-
-
-@login_required
-@require_GET
-def fit_file(request: HttpRequest, slug: str, fit_id: int, name: str) -> FileResponse:
-    study = access.get_study_for_researcher(request, slug)
-    fit = get_object_or_404(Fit, study=study, pk=fit_id, status=Fit.Status.SUCCEEDED)
-    if name not in FIT_FILES:
-        raise Http404("No such file.")
-    try:
-        path = Path(safe_join(settings.MEDIA_ROOT, fit.output_dir, name))
-    except SuspiciousFileOperation:
-        raise Http404("No such file.") from None
-    if not path.is_file():
-        raise Http404("No such file.")
-    as_attachment = name != "report.html"
-    return FileResponse(
-        path.open("rb"), content_type=FIT_FILES[name], as_attachment=as_attachment, filename=name
-    )
-
-
-@login_required
-@require_GET
-def study_export(request: HttpRequest, slug: str, table: str) -> HttpResponse:
-    study = access.get_study_for_researcher(request, slug)
-    frames = {"votes": selectors.votes_frame, "conditions": selectors.conditions_frame}
-    if table not in frames:
-        raise Http404("No such table.")
-    response = HttpResponse(frames[table](study).to_csv(index=False), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="{study.slug}-{table}.csv"'
     return response

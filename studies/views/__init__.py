@@ -1,0 +1,1 @@
+"""Pages of the studies app: the rater's (rater.py) and the researcher's (research.py)."""

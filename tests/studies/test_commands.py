@@ -1,0 +1,147 @@
+"""The researcher's commands: study_create, study_launch/pause/close, study_fit, study_bundle."""
+
+from __future__ import annotations
+
+import io
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from studies import services
+from studies.models import Condition, Fit, Stimulus, Study, StudyBuild, StudyStatus
+
+
+def _run(*args: Any) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def created(spec_folder: Path, owner: Any, settings: Any, tmp_path: Path) -> Study:
+    settings.VAR_DIR = tmp_path / "var"
+    output = _run("study_create", str(spec_folder / "study.toml"), "--owner", "owner", "--wait")
+    assert "Created draft study 'spec-study'" in output
+    return Study.objects.get(slug="spec-study")
+
+
+def test_study_create_builds_the_stimuli_of_the_spec(created: Study) -> None:
+    assert created.status == StudyStatus.DRAFT
+    assert created.completion_code == "SPEC-DONE"
+    assert created.spec_text.startswith('slug = "spec-study"')
+    build = StudyBuild.objects.get(study=created)
+    assert build.status == StudyBuild.Status.SUCCEEDED
+    assert (build.done, build.total) == (8, 8)  # 2 images x 2 codecs x 2 targets
+    names = set(
+        Condition.objects.filter(study=created, kind="study").values_list("name", flat=True)
+    )
+    assert names == {"jpeg-r1", "jpeg-r2", "webp-r1", "webp-r2"}
+    for stimulus in Stimulus.objects.filter(condition__study=created, condition__kind="study"):
+        assert stimulus.bpp == pytest.approx(stimulus.condition.target_bpp, rel=0.05)
+        assert "psnr_rgb" in stimulus.metrics
+
+
+def test_study_create_refuses_a_bad_spec_and_creates_nothing(spec_folder: Path, owner: Any) -> None:
+    spec = spec_folder / "study.toml"
+    spec.write_text(spec.read_text().replace('mode = "side-by-side"', 'mode = "tiled"'))
+    with pytest.raises(CommandError, match=r"study.toml, line 7: display.mode"):
+        call_command("study_create", str(spec), "--owner", "owner")
+    assert not Study.objects.exists()
+
+
+def test_a_build_that_cannot_reach_a_target_fails_with_the_reason(
+    spec_folder: Path, owner: Any
+) -> None:
+    spec = spec_folder / "study.toml"
+    spec.write_text(spec.read_text().replace("bpp = [1.0, 2.0]", "bpp = [1.0, 90.0]"))
+    with pytest.raises(CommandError, match="targets not reached"):
+        call_command("study_create", str(spec), "--owner", "owner", "--wait")
+    study = Study.objects.get(slug="spec-study")
+    assert not study.conditions.exists()  # nothing half-built
+    assert StudyBuild.objects.get(study=study).status == StudyBuild.Status.FAILED
+
+
+def test_launch_pause_and_close(created: Study) -> None:
+    assert "is open" in _run("study_launch", "spec-study")
+    assert "is paused" in _run("study_pause", "spec-study")
+    assert "is open" in _run("study_launch", "spec-study")
+    assert "is closed" in _run("study_close", "spec-study")
+    with pytest.raises(CommandError, match="a closed study cannot become open"):
+        call_command("study_launch", "spec-study")
+
+
+def test_a_draft_without_stimuli_cannot_be_launched(spec_folder: Path, owner: Any) -> None:
+    call_command("study_create", str(spec_folder / "study.toml"), "--owner", "owner")
+    with pytest.raises(CommandError, match="has no stimuli yet"):
+        call_command("study_launch", "spec-study")
+
+
+def test_an_unknown_study_is_named(db: None) -> None:
+    for command in ("study_launch", "study_pause", "study_close", "study_fit"):
+        with pytest.raises(CommandError, match="no study with slug 'nope'"):
+            call_command(command, "nope")
+
+
+def _vote_all(study: Study, raters: int, *, contrary: str | None = None) -> None:
+    """Raters who prefer more bits, and optionally one who always says the opposite."""
+    for index in range(raters):
+        name = f"p{index}"
+        session, _ = services.rater_session_start(study=study, platform="direct", participant=name)
+        while (trial := services.trial_next(session=session)) is not None:
+            more_bits_left = trial.left.bpp > trial.right.bpp
+            choice = "left" if more_bits_left != (name == contrary) else "right"
+            services.vote_record(
+                session=session,
+                trial_id=trial.public_id,
+                choice=choice,
+                client_vote_id=uuid.uuid4(),
+                response_ms=900,
+                flips=0,
+            )
+
+
+@pytest.mark.slow
+def test_exclusions_flow_into_fits_and_bundles(created: Study, owner: Any, tmp_path: Path) -> None:
+    call_command("study_launch", "spec-study")
+    created.refresh_from_db()
+    _vote_all(created, 8, contrary="p0")
+    contrary = services.rater_by_pseudonym(
+        created, f"r{created.sessions.get(rater__external_id='p0').rater_id}"
+    )
+    services.exclusion_add(study=created, rater=contrary, by=owner, reason="answers reversed")
+    output = _run("study_fit", "spec-study", "--seed", "5")
+    fit = Fit.objects.get()
+    assert fit.status == Fit.Status.SUCCEEDED, fit.error
+    assert f"Fit {fit.pk}" in output
+    assert fit.excluded_raters == [f"r{contrary.pk}"]
+    assert fit.n_votes == 7 * 4  # the excluded rater's 4 votes are left out
+
+    bundle_path = tmp_path / "bundle.zip"
+    assert "Wrote" in _run("study_bundle", "spec-study", "--out", str(bundle_path))
+    with zipfile.ZipFile(bundle_path) as bundle:
+        names = set(bundle.namelist())
+        prefix = f"spec-study-fit{fit.pk}/"
+        for name in (
+            "README.md",
+            "spec.toml",
+            "study.json",
+            "stimuli.csv",
+            "screening.json",
+            "votes.csv",
+            "exclusions.csv",
+            "conditions.csv",
+            "fit.json",
+            "results/bd_rate.csv",
+            "results/elo.csv",
+        ):
+            assert prefix + name in names, name
+        votes = bundle.read(prefix + "votes.csv").decode()
+        assert votes.count("\n") == 8 * 4 + 1  # every vote, raw
+        assert (
+            f"r{contrary.pk},answers reversed,owner"
+            in bundle.read(prefix + "exclusions.csv").decode()
+        )
