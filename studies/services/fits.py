@@ -84,7 +84,8 @@ def fit_run(*, fit_id: int) -> Fit:
     try:
         if votes.empty:
             raise InputError("votes", None, "the study has no votes yet (after exclusions)")
-        result = fit_study(votes, conditions, anchor=fit.anchor_codec, seed=fit.seed, fast=fit.fast)
+        options: dict[str, Any] = {"fast": True} if fit.fast else {}
+        result = fit_study(votes, conditions, anchor=fit.anchor_codec, seed=fit.seed, **options)
         write_outputs(result, out_dir)
         inputs = out_dir / "inputs"
         inputs.mkdir(exist_ok=True)
