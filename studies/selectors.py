@@ -234,3 +234,28 @@ def rater_table(study: Study) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+# Spreadsheets run a cell that starts with one of these as a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text cells cannot run as spreadsheet formulas.
+
+    Text that starts with ``= + - @`` (or a tab or carriage return) gets a
+    leading apostrophe, as OWASP recommends for CSV exports; numbers are left
+    alone. Identifiers (image, condition and codec names, pseudonyms) never
+    start with these, so only free text such as exclusion reasons changes.
+    """
+
+    def safe(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+            return "'" + value
+        return value
+
+    out = frame.copy()
+    for column in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[column]):
+            out[column] = out[column].map(safe)
+    return out

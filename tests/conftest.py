@@ -32,6 +32,12 @@ def django_db_modify_db_settings(tmp_path_factory: pytest.TempPathFactory) -> No
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings: Any) -> None:
+    """Password hashing is deliberately slow; tests need no protection from brute force."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _media_root(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every test writes stimuli, fit outputs and caches under its own temporary folders."""
     media = tmp_path_factory.mktemp("media")
@@ -108,7 +114,7 @@ def make_study(db: None, owner: Any) -> Callable[..., Any]:
         fields.setdefault("golden_rate", 0.0)
         return services.study_create(
             slug=slug,
-            title=f"Study {slug}",
+            title=fields.pop("title", f"Study {slug}"),
             owner=fields.pop("owner", owner),
             anchor_codec="jpeg",
             sources=small_sources(),

@@ -90,7 +90,7 @@ def fit_run(*, fit_id: int) -> Fit:
         inputs = out_dir / "inputs"
         inputs.mkdir(exist_ok=True)
         all_votes.to_csv(inputs / "votes.csv", index=False)
-        exclusions.to_csv(inputs / "exclusions.csv", index=False)
+        selectors.neutralise_formulas(exclusions).to_csv(inputs / "exclusions.csv", index=False)
         conditions.to_csv(inputs / "conditions.csv", index=False)
     except InputError as exc:
         _fit_fail(fit, str(exc), n_votes=len(votes))

@@ -16,6 +16,7 @@ from django.utils._os import safe_join
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from evalsite.framing import report_styles_allowed
 from studies import access, selectors, services
 from studies.bundle import build_bundle
 from studies.forms import CollaboratorForm, ExclusionForm, StudyUploadForm
@@ -149,6 +150,7 @@ def study_collaborators(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @xframe_options_sameorigin  # the study page shows the report in a frame
+@report_styles_allowed
 @login_required
 @require_GET
 def fit_file(request: HttpRequest, slug: str, fit_id: int, name: str) -> FileResponse:
@@ -196,6 +198,7 @@ def study_export(request: HttpRequest, slug: str, table: str) -> HttpResponse:
     }
     if table not in frames:
         raise Http404("No such table.")
-    response = HttpResponse(frames[table](study).to_csv(index=False), content_type="text/csv")
+    frame = selectors.neutralise_formulas(frames[table](study))
+    response = HttpResponse(frame.to_csv(index=False), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{study.slug}-{table}.csv"'
     return response

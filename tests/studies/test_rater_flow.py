@@ -252,8 +252,14 @@ def test_a_foreign_turk_submit_address_is_refused(client: Client, study: Study) 
 def test_rater_pages_may_be_framed_by_mturk_only(client: Client, study: Study, owner: Any) -> None:
     page = client.get(f"/r/{study.slug}/{MTURK}")
     assert "X-Frame-Options" not in page
-    assert page["Content-Security-Policy"] == (
-        "frame-ancestors 'self' https://www.mturk.com https://workersandbox.mturk.com"
-    )
+    policy = page["Content-Security-Policy"]
+    assert "frame-ancestors 'self' https://www.mturk.com https://workersandbox.mturk.com" in policy
+    assert "form-action 'self' https://www.mturk.com https://workersandbox.mturk.com" in policy
     client.force_login(owner)
-    assert client.get(f"/studies/{study.slug}/")["X-Frame-Options"] == "DENY"
+    researcher_page = client.get(f"/studies/{study.slug}/")
+    assert researcher_page["X-Frame-Options"] == "DENY"
+    directives = dict(
+        d.split(" ", 1) for d in researcher_page["Content-Security-Policy"].split("; ")
+    )
+    assert directives["frame-ancestors"] == "'self'"
+    assert directives["form-action"] == "'self'"

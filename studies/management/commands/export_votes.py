@@ -16,8 +16,9 @@ def export_study(study: Study, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     votes_path = out_dir / "votes.csv"
     conditions_path = out_dir / "conditions.csv"
-    selectors.votes_frame(study).to_csv(votes_path, index=False)
-    selectors.conditions_frame(study).to_csv(conditions_path, index=False)
+    safe = selectors.neutralise_formulas
+    safe(selectors.votes_frame(study)).to_csv(votes_path, index=False)
+    safe(selectors.conditions_frame(study)).to_csv(conditions_path, index=False)
     return votes_path, conditions_path
 
 
