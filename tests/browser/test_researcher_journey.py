@@ -66,8 +66,8 @@ def test_a_researcher_creates_launches_and_fits_a_study(
     assert "Queued" in page.text_content("#build")
 
     run_worker()  # the task worker encodes the stimuli
-    page.reload()
-    assert page.locator("#build").count() == 0
+    # The page refreshes itself while work is under way: wait for it to show the result.
+    page.wait_for_selector("#build", state="detached", timeout=30_000)
     page.click("#launch")
     page.wait_for_selector("#study-status:has-text('Open')")
 
@@ -80,8 +80,7 @@ def test_a_researcher_creates_launches_and_fits_a_study(
     page.wait_for_selector("#fits")
     assert "running in the background" in page.text_content("#fits")
     run_worker()  # the task worker fits
-    page.reload()
-    page.wait_for_selector("#bd-rates")
+    page.wait_for_selector("#bd-rates", timeout=30_000)
     fit = Fit.objects.get()
     assert fit.status == Fit.Status.SUCCEEDED and fit.n_votes == 24
     report = page.frame_locator("iframe.report")
