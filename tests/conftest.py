@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable
@@ -89,14 +90,14 @@ def small_stimuli() -> tuple[Any, ...]:
         for rate_index, setting in enumerate(settings_):
             for image, rgb in small_sources().items():
                 point = codecs_adapter.encode_at(codec, rgb, setting)
-                out.append(
-                    EncodedStimulus.from_point(
-                        point,
-                        image=image,
-                        condition=f"{codec_name}-r{rate_index + 1}",
-                        rate_index=rate_index,
-                    )
+                stimulus = EncodedStimulus.from_point(
+                    point,
+                    image=image,
+                    condition=f"{codec_name}-r{rate_index + 1}",
+                    rate_index=rate_index,
                 )
+                metrics = codecs_adapter.compute_metrics(rgb, point.decoded)
+                out.append(dataclasses.replace(stimulus, metrics=metrics))
     return tuple(out)
 
 
