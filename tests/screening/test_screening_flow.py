@@ -198,7 +198,9 @@ def test_every_comparison_endpoint_refuses_an_unscreened_session(
 
 
 def _strip_csrf(content: bytes) -> bytes:
-    return re.sub(rb'name="csrfmiddlewaretoken" value="[^"]+"', b"", content)
+    """The page without what changes on every request (CSRF token, CSP nonce)."""
+    content = re.sub(rb'name="csrfmiddlewaretoken" value="[^"]+"', b"", content)
+    return re.sub(rb'nonce="[^"]+"', b"", content)
 
 
 def test_answers_never_reach_the_browser(client: Client, screened: Study) -> None:
