@@ -91,7 +91,7 @@ DEFAULT_DECODED_EXTENSION: Final = ".png"
 _PPM_MAXVAL: Final = 255
 
 #: Keys a ``[codec.NAME]`` table of a configuration file may hold.
-_CONFIG_KEYS: Final = frozenset(
+CONFIG_KEYS: Final = frozenset(
     {
         "library",
         "version",
@@ -413,7 +413,7 @@ def command_codec_from_mapping(name: str, table: Mapping[str, Any]) -> CommandCo
         If a key is unknown, a required key is missing, or a value is invalid; the
         message names the codec and every problem found.
     """
-    unknown = sorted(set(table) - _CONFIG_KEYS)
+    unknown = sorted(set(table) - CONFIG_KEYS)
     if unknown:
         raise ValueError(f"codec {name!r}: unknown keys {unknown}")
     missing = sorted(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codecs_adapter.external import CONFIG_KEYS
 from studies.models import RaterPlatform, Study
 from studies.models import StudyDisplayMode as DisplayMode
 
@@ -229,23 +230,7 @@ SECTIONS: dict[str, Section] = {
         "failed_attention_code": ((str,), None, "text"),
     },
 }
-COMMAND_CODEC_KEYS = {
-    "library",
-    "version",
-    "encode",
-    "decode",
-    "setting_name",
-    "setting_min",
-    "setting_max",
-    "setting_is_integer",
-    "higher_setting_more_bits",
-    "setting_scale",
-    "input_format",
-    "extension",
-    "decoded_extension",
-    "timeout_seconds",
-    "options",
-}
+COMMAND_CODEC_KEYS = CONFIG_KEYS  # what a [[codec]] of type "command" may set
 
 
 class _Checker:
