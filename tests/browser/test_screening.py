@@ -16,23 +16,24 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def _take_screening(page: Any, *, reads_plates: bool) -> None:
     """Answer plates and artifact items like a person with (or without) colour vision."""
     for _ in range(80):
-        page.wait_for_load_state()
         if "/colour/" in page.url:
             token = page.get_attribute("input[name=plate]", "value")
             plate = PlateItem.objects.get(token=token)
             # The plate is really there, drawn at its natural size.
             assert page.evaluate("() => document.querySelector('.plate img').naturalWidth") == 400
             page.fill("#plate-answer", plate.expected if reads_plates else "nothing")
-            page.click("#plate-submit")
+            with page.expect_navigation():
+                page.click("#plate-submit")
         elif "/artifacts/" in page.url:
             src = page.get_attribute("img[alt='Left image']", "src")
             match = re.search(r"/a/([0-9a-f]+)-l\.png", src or "")
             assert match is not None
             trial = ArtifactTrial.objects.get(token=match.group(1))
-            page.keyboard.press("ArrowLeft" if trial.compressed_side == "left" else "ArrowRight")
+            key = "ArrowLeft" if trial.compressed_side == "left" else "ArrowRight"
+            with page.expect_navigation():
+                page.keyboard.press(key)
         else:
             return
-        page.wait_for_timeout(20)
     raise AssertionError(f"still screening at {page.url}")
 
 
