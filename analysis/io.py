@@ -121,6 +121,29 @@ def read_conditions(path: str | Path) -> pd.DataFrame:
     return _read_table(path, CONDITION_COLUMNS)
 
 
+def read_table(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
+    """Read a CSV file as text, checking its header names ``required`` columns.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file. Messages name it as given.
+    required : sequence of str
+        Columns the header must have.
+
+    Returns
+    -------
+    DataFrame
+        As for :func:`read_votes`.
+
+    Raises
+    ------
+    InputError
+        As for :func:`read_votes`.
+    """
+    return _read_table(path, required)
+
+
 def _read_table(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
     source = str(path)
     lines: list[int] = []
@@ -362,6 +385,10 @@ def validate_votes(
             lambda i: f"golden '{_text(votes['golden']).iloc[i]}' is not 0 or 1",
         ),
         _Check(
+            _bad_flags(table, "golden_correct"),
+            lambda i: f"golden_correct '{_text(votes['golden_correct']).iloc[i]}' is not 0 or 1",
+        ),
+        _Check(
             counted & ~image.isin(known_images).to_numpy() & image.ne("").to_numpy(),
             lambda i: f"unknown image '{image.iloc[i]}' (not in {conditions_source})",
         ),
@@ -453,6 +480,15 @@ def _golden_flags(table: pd.DataFrame) -> tuple[npt.NDArray[np.bool_], pd.Series
     return (parsed == 1.0).to_numpy(), parsed
 
 
+def _bad_flags(table: pd.DataFrame, column: str) -> npt.NDArray[np.bool_]:
+    """Rows whose optional 0/1 ``column`` holds something else (empty is allowed)."""
+    if column not in table.columns:
+        return np.zeros(len(table), dtype=bool)
+    text = _text(table[column]).str.lower()
+    allowed = {"", GOLDEN_FALSE, GOLDEN_TRUE, "0.0", "1.0", "false", "true"}
+    return ~text.isin(allowed).to_numpy()
+
+
 def _check_columns(frame: pd.DataFrame, required: Sequence[str], source: str) -> None:
     missing = [name for name in required if name not in frame.columns]
     if missing:
@@ -482,3 +518,27 @@ def _join(names: Sequence[str], *, quote: bool = False) -> str:
     if len(names) > MAX_LISTED_NAMES:
         shown.append(f"and {len(names) - MAX_LISTED_NAMES} more")
     return ", ".join(shown)
+
+
+#: Column of an exclusions table (a bundle's exclusions.csv has more, ignored).
+EXCLUSION_COLUMNS = ("rater",)
+
+
+def read_exclusions(path: str | Path) -> list[str]:
+    """The raters an exclusions table names (an empty table excludes nobody).
+
+    Raises
+    ------
+    InputError
+        The file cannot be read, lacks a ``rater`` column, or has an empty rater.
+    """
+    try:
+        frame = _read_table(path, EXCLUSION_COLUMNS)
+    except InputError as error:
+        if error.line == FIRST_DATA_LINE:  # only a header: nobody is excluded
+            return []
+        raise
+    for line, rater in zip(frame.index, frame["rater"], strict=True):
+        if not rater:
+            raise InputError(str(path), int(line), "rater is empty")
+    return sorted(set(frame["rater"]))

@@ -9,6 +9,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any, Final
 
 import matplotlib
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
@@ -25,6 +26,11 @@ UNUSABLE_SHARE_WARNING: Final = 0.05
 
 #: Size of the Elo-vs-bpp figure, in inches.
 FIGURE_SIZE: Final = (7.5, 4.8)
+
+#: Opacity of the credible bands.
+BAND_ALPHA: Final = 0.18
+#: Raters listed in the report's table (those suggested for exclusion first).
+MAX_LISTED_RATERS: Final = 30
 
 #: Mantissas of the minor log-axis ticks that get a label.
 MINOR_TICK_LABELS: Final = (2.0, 3.0, 5.0)
@@ -83,15 +89,19 @@ def render_report(result: FitResult, *, title: str = DEFAULT_TITLE) -> str:
         *_banners(result),
         "<h2>Elo against bits per pixel</h2>",
         f"<figure>{_elo_plot_svg(result.elo, anchor=diagnostics['anchor'])}</figure>",
-        f'<p class="note">Bars: {interval_pct} posterior intervals. '
+        f'<p class="note">Bars and bands: {interval_pct} posterior intervals. '
         f"{escape(diagnostics['anchoring'])}. bpp is the mean over images.</p>",
         f"<h2>BD-rate against {escape(diagnostics['anchor'])}</h2>",
         _bd_rate_table(result.bd_rate, diagnostics, interval_pct),
         '<p class="note">Negative: fewer bits than the anchor at equal Elo. Median and '
         "equal-tailed interval over the posterior draws in which both curves increase "
-        "and overlap.</p>",
+        "and overlap; overlap is the shared Elo range over the joint one.</p>",
+        *_savings_section(result, interval_pct),
+        *_matrix_section(result),
         "<h2>Elo per condition</h2>",
         _elo_table(result.elo, interval_pct),
+        *_metrics_section(result),
+        *_rater_section(result, interval_pct),
         "<h2>Convergence</h2>",
         _key_value_table(_convergence_rows(diagnostics)),
         "<h2>Data</h2>",
@@ -165,6 +175,9 @@ def _elo_plot_svg(elo: pd.DataFrame, *, anchor: str) -> str:
         lower = (points["elo"] - points["elo_lo"]).clip(lower=0)
         upper = (points["elo_hi"] - points["elo"]).clip(lower=0)
         label = f"{codec} (anchor)" if codec == anchor else codec
+        band = axes.fill_between(
+            points["bpp"], points["elo_lo"], points["elo_hi"], alpha=BAND_ALPHA, linewidth=0
+        )
         axes.errorbar(
             points["bpp"],
             points["elo"],
@@ -174,6 +187,7 @@ def _elo_plot_svg(elo: pd.DataFrame, *, anchor: str) -> str:
             capsize=3,
             linewidth=2.2 if codec == anchor else 1.4,
             label=label,
+            color=_band_color(band),
         )
     axes.set_xscale("log")
     axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
@@ -182,11 +196,7 @@ def _elo_plot_svg(elo: pd.DataFrame, *, anchor: str) -> str:
     axes.set_ylabel("Elo (mean of all conditions = 0)")
     axes.grid(visible=True, which="both", alpha=0.3)
     axes.legend(loc="best", fontsize="small")
-    buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": SVG_HASH_SALT}):
-        figure.savefig(buffer, format="svg", metadata={"Date": None})
-    svg = buffer.getvalue()
-    return svg[svg.index("<svg") :]
+    return _svg(figure)
 
 
 def _minor_log_label(value: float, _position: int | None) -> str:
@@ -210,15 +220,173 @@ def _bd_rate_table(bd_rate: pd.DataFrame, diagnostics: dict[str, Any], interval:
     ):
         record = diagnostics["bd_rate_unusable"].get(codec, {})
         share = record.get("share")
+        overlap = (
+            float(bd_rate.set_index("codec")["overlap"].astype("float64").loc[codec])
+            if "overlap" in bd_rate.columns
+            else float("nan")
+        )
         rows.append(
             [
                 escape(codec),
                 _percent(float(median)),
                 f"{_percent(float(lo))} to {_percent(float(hi))}" if _finite(float(lo)) else "",
+                f"{overlap:.2f}" if _finite(overlap) else "",
                 f"{share:.1%}" if share is not None else "",
             ]
         )
-    return _table(["codec", "BD-rate", f"{interval} interval", "draws unusable"], rows)
+    return _table(["codec", "BD-rate", f"{interval} interval", "overlap", "draws unusable"], rows)
+
+
+def _savings_section(result: FitResult, interval: str) -> list[str]:
+    savings = result.savings
+    if savings.empty or not savings["rate_ratio"].notna().any():
+        return []
+    anchor = str(result.diagnostics["anchor"])
+    figure = Figure(figsize=FIGURE_SIZE, layout="constrained")
+    axes = figure.add_subplot()
+    for codec_key, rows in savings.groupby("codec", sort=False):
+        rows = rows[rows["rate_ratio"].notna()]
+        if rows.empty:
+            continue
+        band = axes.fill_between(
+            rows["anchor_bpp"],
+            rows["rate_ratio_lo"],
+            rows["rate_ratio_hi"],
+            alpha=BAND_ALPHA,
+            linewidth=0,
+        )
+        axes.plot(
+            rows["anchor_bpp"],
+            rows["rate_ratio"],
+            label=str(codec_key),
+            color=_band_color(band),
+        )
+    axes.axhline(1.0, color="#555", linewidth=0.8)
+    axes.set_xscale("log")
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
+    axes.xaxis.set_minor_formatter(FuncFormatter(_minor_log_label))
+    axes.set_xlabel(f"bits per pixel of {anchor} (log scale)")
+    axes.set_ylabel(f"rate / rate of {anchor} at equal Elo")
+    axes.grid(visible=True, which="both", alpha=0.3)
+    axes.legend(loc="best", fontsize="small")
+    return [
+        f"<h2>Savings against {escape(anchor)}</h2>",
+        f"<figure>{_svg(figure)}</figure>",
+        f'<p class="note">At each bitrate of {escape(anchor)}: the rate another codec needs '
+        f"for the same Elo, as a ratio (0.7 = 30% fewer bits). Bands: {interval} posterior "
+        "intervals; gaps where the curves do not overlap.</p>",
+    ]
+
+
+def _matrix_section(result: FitResult) -> list[str]:
+    matrix = result.bd_rate_matrix
+    if matrix.empty:
+        return []
+    codecs = list(pd.unique(result.elo["codec"]))
+    lookup = {
+        (str(codec), str(anchor)): float(value)
+        for codec, anchor, value in zip(
+            matrix["codec"], matrix["anchor"], matrix["bd_rate"].astype("float64"), strict=True
+        )
+    }
+    rows = []
+    for codec in codecs:
+        cells = [escape(codec)]
+        for anchor in codecs:
+            value = lookup.get((codec, anchor))
+            cells.append("" if codec == anchor else _percent(value) if value is not None else "")
+        rows.append(cells)
+    return [
+        "<h2>BD-rate between every pair of codecs</h2>",
+        _table(["codec \\ against", *codecs], rows),
+        '<p class="note">Row codec against column codec, posterior median; intervals in '
+        "bd_rate_matrix.csv.</p>",
+    ]
+
+
+def _metrics_section(result: FitResult) -> list[str]:
+    if result.metrics.empty:
+        return []
+    per_condition = result.condition_metrics
+    names = list(result.metrics["metric"])
+    rows = [
+        [
+            escape(str(row["condition"])),
+            escape(str(row["codec"])),
+            f"{row['elo']:.0f}",
+            *[f"{row[name]:.4g}" if _finite(row[name]) else "" for name in names],
+        ]
+        for _, row in per_condition.iterrows()
+    ]
+    correlations = [
+        [
+            escape(str(row.metric)),
+            f"{row.spearman:+.3f}" if _finite(row.spearman) else "",
+            f"{row.kendall:+.3f}" if _finite(row.kendall) else "",
+            str(row.n_conditions),
+        ]
+        for row in result.metrics.itertuples(index=False)
+    ]
+    return [
+        "<h2>Objective metrics beside human Elo</h2>",
+        _table(["metric", "Spearman", "Kendall", "conditions"], correlations),
+        '<p class="note">Rank correlation of each metric (mean over images) with the '
+        "posterior median Elo over conditions; negative where lower is better.</p>",
+        _table(["condition", "codec", "Elo", *names], rows),
+    ]
+
+
+def _rater_section(result: FitResult, interval: str) -> list[str]:
+    raters = result.raters
+    if raters.empty:
+        return []
+    flagged = raters[raters["exclude"] == 1]
+    shown = pd.concat([flagged, raters[raters["exclude"] == 0]]).head(MAX_LISTED_RATERS)
+    rows = [
+        [
+            escape(str(row.rater)),
+            str(row.votes),
+            f"{row.golden_accuracy:.0%} of {row.golden}" if _finite(row.golden_accuracy) else "",
+            f"{row.lapse:.2f} ({row.lapse_lo:.2f} to {row.lapse_hi:.2f})"
+            if _finite(row.lapse)
+            else "",
+            f"{row.p_random:.2f}" if _finite(row.p_random) else "",
+            f"{row.median_response_ms:.0f}" if _finite(row.median_response_ms) else "",
+            f"{row.left_share:.0%}" if _finite(row.left_share) else "",
+            escape(str(row.reason)),
+        ]
+        for row in shown.itertuples(index=False)
+    ]
+    lead = (
+        f"{len(raters):,} raters; {len(flagged):,} suggested for exclusion. The fit keeps "
+        "every rater: under bt-rater, random answers are discounted by the model itself."
+    )
+    return [
+        "<h2>Raters</h2>",
+        f"<p>{escape(lead)}</p>",
+        _table(
+            [
+                "rater",
+                "votes",
+                "golden right",
+                f"random-answer probability ({interval})",
+                "P(random type)",
+                "median ms",
+                "left",
+                "suggested exclusion",
+            ],
+            rows,
+        ),
+        f'<p class="note">First {len(shown)} raters shown; all in raters.csv.</p>',
+    ]
+
+
+def _svg(figure: Figure) -> str:
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": SVG_HASH_SALT}):
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+    svg = buffer.getvalue()
+    return svg[svg.index("<svg") :]
 
 
 def _elo_table(elo: pd.DataFrame, interval: str) -> str:
@@ -256,6 +424,7 @@ def _convergence_rows(diagnostics: dict[str, Any]) -> list[tuple[str, str]]:
 def _data_rows(diagnostics: dict[str, Any]) -> list[tuple[str, str]]:
     keys = [
         ("votes in the fit", "n_votes"),
+        ("golden answers wrong", "n_golden_wrong"),
         ("votes in the table", "n_votes_total"),
         ("golden votes left out", "n_golden_excluded"),
         ("ties (half a win each)", "n_ties"),
@@ -271,6 +440,10 @@ def _data_rows(diagnostics: dict[str, Any]) -> list[tuple[str, str]]:
 def _settings_rows(diagnostics: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("model", diagnostics["model"]),
+        *[
+            (f"parameter {name}", _parameter_text(entry))
+            for name, entry in diagnostics.get("parameters", {}).items()
+        ],
         ("prior scale of Elo", f"{diagnostics['priors']['elo_sigma']:g}"),
         ("sampler", diagnostics["sampler"]),
         (
@@ -281,6 +454,15 @@ def _settings_rows(diagnostics: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     rows.extend((name, version) for name, version in diagnostics["versions"].items())
     return rows
+
+
+def _parameter_text(entry: dict[str, Any]) -> str:
+    median, lo, hi = entry["median"], entry["lo"], entry["hi"]
+    if isinstance(median, list):
+        return ", ".join(
+            f"{m:.3g} ({a:.3g} to {b:.3g})" for m, a, b in zip(median, lo, hi, strict=True)
+        )
+    return f"{median:.3g} ({lo:.3g} to {hi:.3g})"
 
 
 def _key_value_table(rows: Iterable[tuple[str, str]]) -> str:
@@ -314,5 +496,13 @@ def _number(value: float | None, spec: str) -> str:
     return format(value, spec) if value is not None else "n/a"
 
 
-def _finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
+def _finite(value: Any) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _band_color(band: Any) -> tuple[float, ...]:
+    """The RGB colour matplotlib gave a filled band, for the line drawn over it."""
+    return tuple(float(c) for c in np.asarray(band.get_facecolor()).reshape(-1, 4)[0][:3])

@@ -64,6 +64,7 @@ def fit_run(*, fit_id: int) -> Fit:
     # The numerical stack is heavy; only the worker process needs it.
     from analysis.fit import fit_study, write_outputs
     from analysis.io import InputError
+    from analysis.laplace import LaplaceError
 
     with transaction.atomic():
         fit = Fit.objects.select_for_update(of=("self",)).select_related("study").get(pk=fit_id)
@@ -84,15 +85,22 @@ def fit_run(*, fit_id: int) -> Fit:
     try:
         if votes.empty:
             raise InputError("votes", None, "the study has no votes yet (after exclusions)")
-        options: dict[str, Any] = {"fast": True} if fit.fast else {}
-        result = fit_study(votes, conditions, anchor=fit.anchor_codec, seed=fit.seed, **options)
+        # The same call as `python -m analysis fit ... --exclude-raters` on the bundle.
+        result = fit_study(
+            all_votes,
+            conditions,
+            anchor=fit.anchor_codec,
+            seed=fit.seed,
+            fast=fit.fast,
+            exclude_raters=fit.excluded_raters,
+        )
         write_outputs(result, out_dir)
         inputs = out_dir / "inputs"
         inputs.mkdir(exist_ok=True)
         all_votes.to_csv(inputs / "votes.csv", index=False)
         selectors.neutralise_formulas(exclusions).to_csv(inputs / "exclusions.csv", index=False)
         conditions.to_csv(inputs / "conditions.csv", index=False)
-    except InputError as exc:
+    except (InputError, LaplaceError) as exc:
         _fit_fail(fit, str(exc), n_votes=len(votes))
         return fit
     except Exception as exc:

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from analysis.cli import EXIT_INPUT, EXIT_OK, main
-from analysis.fit import fit_study, write_outputs
+from analysis.fit import OUTPUT_FILES, fit_study, write_outputs
 from analysis.io import read_conditions, read_votes
-from analysis.types import BD_RATE_COLUMNS, ELO_COLUMNS
+from analysis.types import BD_RATE_COLUMNS, BD_RATE_EXTRA_COLUMNS, ELO_COLUMNS
 
 #: The small study the CLI is run on: fewer votes than the shared fit, same design.
 CLI_SEED = 77
@@ -72,14 +72,17 @@ def test_fit_writes_all_four_files_with_the_public_headers_reproducibly(
     stdout = run.stdout.splitlines()
     assert stdout[0].startswith(f"fit {CLI_VOTES} votes ({CLI_GOLDEN} golden left out), ")
     out = tmp_path / "results"
-    expected_files = ["elo.csv", "bd_rate.csv", "diagnostics.json", "report.html"]
+    # The four files of the first version come first; the others were added later.
+    contract = ["elo.csv", "bd_rate.csv", "diagnostics.json", "report.html"]
+    expected_files = list(OUTPUT_FILES.values())
+    assert expected_files[:4] == contract
     assert stdout[1:] == [str(Path("results") / name) for name in expected_files]
     assert sorted(p.name for p in out.iterdir()) == sorted(expected_files)
 
     elo_text = (out / "elo.csv").read_text(encoding="utf-8")
     bd_text = (out / "bd_rate.csv").read_text(encoding="utf-8")
     assert elo_text.splitlines()[0] == ",".join(ELO_COLUMNS)
-    assert bd_text.splitlines()[0] == ",".join(BD_RATE_COLUMNS)
+    assert bd_text.splitlines()[0] == ",".join((*BD_RATE_COLUMNS, *BD_RATE_EXTRA_COLUMNS))
     assert len(pd.read_csv(out / "elo.csv")) == pd.read_csv(conditions)["condition"].nunique()
     assert pd.read_csv(out / "bd_rate.csv")["codec"].tolist() == ["webp", "avif", "pico"]
     assert "nan" not in (elo_text + bd_text).lower()

@@ -342,3 +342,27 @@ def test_input_errors_are_value_errors_with_their_parts() -> None:
         7,
         "choice 'x' is not one of a, b, tie",
     )
+
+
+def test_exclusions_name_raters_and_an_empty_table_excludes_nobody(tmp_path: Path) -> None:
+    from analysis.io import read_exclusions
+
+    table = tmp_path / "exclusions.csv"
+    table.write_text("rater,reason\nr3,slow\nr1,random\nr3,again\n", encoding="utf-8")
+    assert read_exclusions(table) == ["r1", "r3"]
+    table.write_text("rater,reason\n", encoding="utf-8")
+    assert read_exclusions(table) == []
+
+
+def test_exclusions_without_a_rater_column_or_with_an_empty_rater_are_named(
+    tmp_path: Path,
+) -> None:
+    from analysis.io import InputError, read_exclusions
+
+    table = tmp_path / "exclusions.csv"
+    table.write_text("who,reason\nr3,slow\n", encoding="utf-8")
+    with pytest.raises(InputError, match="line 1: missing column 'rater'"):
+        read_exclusions(table)
+    table.write_text("rater,reason\nr3,slow\n,none\n", encoding="utf-8")
+    with pytest.raises(InputError, match="line 3: rater is empty"):
+        read_exclusions(table)

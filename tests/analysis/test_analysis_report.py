@@ -17,7 +17,7 @@ def test_the_report_is_one_self_contained_page(fitted_study: FitResult) -> None:
     html = render_report(fitted_study, title="Simulated study")
 
     assert html.startswith("<!DOCTYPE html>")
-    assert html.count("<svg") == 1
+    assert html.count("<svg") == 2  # Elo against bpp, and the savings curve
     assert re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html) is None
     assert "<script" not in html and "<link" not in html
     assert "<title>Simulated study</title>" in html

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
 import uuid
 import zipfile
 from pathlib import Path
@@ -13,6 +17,11 @@ from django.core.management import CommandError, call_command
 
 from studies import services
 from studies.models import Condition, Fit, Stimulus, Study, StudyBuild, StudyStatus
+
+
+def _repo_env() -> dict[str, str]:
+    """The environment of a process that imports this checkout's analysis package."""
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 
 
 def _run(*args: Any) -> str:
@@ -141,7 +150,18 @@ def test_exclusions_flow_into_fits_and_bundles(created: Study, owner: Any, tmp_p
             assert prefix + name in names, name
         votes = bundle.read(prefix + "votes.csv").decode()
         assert votes.count("\n") == 8 * 4 + 1  # every vote, raw
-        assert (
-            f"r{contrary.pk},answers reversed,owner"
-            in bundle.read(prefix + "exclusions.csv").decode()
-        )
+        exclusions = bundle.read(prefix + "exclusions.csv").decode()
+        assert f"r{contrary.pk},answers reversed,owner" in exclusions
+        bundle.extractall(tmp_path / "unpacked")
+
+    # Another lab re-runs the analysis from the bundle alone: the same numbers.
+    folder = tmp_path / "unpacked" / prefix
+    command = json.loads((folder / "fit.json").read_text())["command"]
+    assert command[:4] == ["python", "-m", "analysis", "fit"]
+    result = subprocess.run(
+        [sys.executable, *command[1:]], cwd=folder, capture_output=True, text=True, env=_repo_env()
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("bd_rate.csv", "elo.csv"):
+        published = (folder / "results" / name).read_bytes()
+        assert (folder / "reproduced" / name).read_bytes() == published, name
