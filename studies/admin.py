@@ -7,12 +7,14 @@ from django.http import HttpRequest
 
 from studies.models import (
     Condition,
+    Exclusion,
     Fit,
     Rater,
     RaterSession,
     SourceImage,
     Stimulus,
     Study,
+    StudyBuild,
     Trial,
     Vote,
 )
@@ -86,3 +88,16 @@ class VoteAdmin(ReadOnlyAdmin):
 class FitAdmin(ReadOnlyAdmin):
     list_display = ["pk", "study", "status", "n_votes", "created_at", "finished_at"]
     list_filter = ["study", "status"]
+
+
+@admin.register(Exclusion)
+class ExclusionAdmin(admin.ModelAdmin):
+    list_display = ["study", "rater", "excluded_by", "reason", "created_at"]
+    list_filter = ["study"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(StudyBuild)
+class StudyBuildAdmin(ReadOnlyAdmin):
+    list_display = ["study", "status", "done", "total", "created_at", "finished_at"]
+    list_filter = ["status"]

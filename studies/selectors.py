@@ -7,9 +7,11 @@ conditions.csv), as pandas DataFrames, for the export command and for fits.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from django.conf import settings
 from django.db.models import Count, Q
 
 from studies.models import ConditionKind, Exclusion, RaterSession, Stimulus, Study, Vote
@@ -201,8 +203,25 @@ def pair_coverage(study: Study) -> dict[str, Any]:
     }
 
 
-def rater_table(study: Study) -> list[dict[str, Any]]:
-    """Per rater of the study: votes, golden accuracy, speed, side preference, exclusion."""
+def _fit_rater_estimates(fit: Any) -> dict[str, dict[str, Any]]:
+    """The model's view of each rater from a fit's raters.csv (empty without one)."""
+    if fit is None or not fit.output_dir:
+        return {}
+    path = Path(settings.MEDIA_ROOT) / fit.output_dir / "raters.csv"
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path, dtype={"rater": str})
+    return {
+        str(row["rater"]): {str(k): v for k, v in row.items()}
+        for row in table.to_dict(orient="records")
+    }
+
+
+def rater_table(study: Study, *, fit: Any = None) -> list[dict[str, Any]]:
+    """Per rater of the study: votes, golden accuracy, speed, side preference, exclusion,
+    and — from ``fit``'s raters.csv — the estimated random-answer probability and the
+    analysis's suggestion to exclude."""
+    estimates = _fit_rater_estimates(fit)
     excluded = {
         e.rater_id: e for e in Exclusion.objects.filter(study=study).select_related("excluded_by")
     }
@@ -231,6 +250,7 @@ def rater_table(study: Study) -> list[dict[str, Any]]:
                     else None
                 ),
                 "excluded": exclusion,
+                "estimate": estimates.get(f"r{session.rater_id}"),
             }
         )
     return rows

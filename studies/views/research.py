@@ -71,6 +71,7 @@ def study_new(request: HttpRequest) -> HttpResponse:
 def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
     study = access.get_study_for_researcher(request, slug)
     fits = list(study.fits.select_related("requested_by")[:30])
+    latest_fit = next((f for f in fits if f.status == "succeeded" and not f.fast), None)
     build = StudyBuild.objects.filter(study=study).first()
     context = {
         "study": study,
@@ -79,9 +80,9 @@ def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "progress": selectors.study_progress(study),
         "coverage": selectors.votes_per_condition_and_image(study),
         "pairs": selectors.pair_coverage(study),
-        "raters": selectors.rater_table(study),
+        "raters": selectors.rater_table(study, fit=latest_fit),
         "fits": fits,
-        "latest_fit": next((f for f in fits if f.status == "succeeded" and not f.fast), None),
+        "latest_fit": latest_fit,
         "preview": next((f for f in fits if f.status == "succeeded" and f.fast), None),
         "rater_link": request.build_absolute_uri(
             reverse("studies:rater_entry", kwargs={"slug": slug})

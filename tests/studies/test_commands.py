@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from studies import services
+from studies import selectors, services
 from studies.models import Condition, Fit, Stimulus, Study, StudyBuild, StudyStatus
 
 
@@ -128,6 +128,11 @@ def test_exclusions_flow_into_fits_and_bundles(created: Study, owner: Any, tmp_p
     assert f"Fit {fit.pk}" in output
     assert fit.excluded_raters == [f"r{contrary.pk}"]
     assert fit.n_votes == 7 * 4  # the excluded rater's 4 votes are left out
+    # The researcher's rater table carries the fit's estimate of each rater.
+    estimates = {row["rater"]: row["estimate"] for row in selectors.rater_table(created, fit=fit)}
+    assert estimates[f"r{contrary.pk}"] is None  # excluded: not in the fit
+    included = [e for rater, e in estimates.items() if rater != f"r{contrary.pk}"]
+    assert all(0 <= e["lapse_lo"] <= e["lapse"] <= e["lapse_hi"] <= 1 for e in included)
 
     bundle_path = tmp_path / "bundle.zip"
     assert "Wrote" in _run("study_bundle", "spec-study", "--out", str(bundle_path))
