@@ -12,6 +12,7 @@ tenths of a point of NUTS (BENCHMARKS.md).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -25,7 +26,7 @@ from pymc.blocking import DictToArrayBijection, RaveledVars
 from scipy.optimize import minimize
 from xarray import DataTree
 
-from analysis.model import BTPriors, ModelOptions, build_model, resolve_options
+from analysis.model import ELO_VAR, BTPriors, ModelOptions, build_model, resolve_options
 from analysis.types import VoteData
 
 #: Draws from the Gaussian approximation, by default (as many as NUTS keeps).
@@ -70,6 +71,12 @@ class LaplaceFit:
         Whether the optimiser met its tolerance.
     seconds : float
         Wall time (compile, optimise, Hessian, draws).
+    elo_covariance : ndarray or None
+        Covariance of the condition scores ``elo`` (constrained, sum zero) under the
+        Gaussian, by the delta method at the mode: ``J covariance J^T`` with ``J`` the
+        Jacobian of ``elo`` in the unconstrained coordinates (exact for ``bt``, whose
+        transform is linear). None when the model has no ``elo``. Active pair selection
+        (:mod:`analysis.active`) starts from it and ``map_point["elo"]``.
     """
 
     idata: DataTree
@@ -77,6 +84,7 @@ class LaplaceFit:
     covariance: npt.NDArray[np.float64]
     converged: bool
     seconds: float
+    elo_covariance: npt.NDArray[np.float64] | None = None
 
 
 def fit_laplace(
@@ -196,11 +204,14 @@ def laplace_model(
     identity = np.eye(optimum.size)
     covariance = np.linalg.solve(cholesky.T, np.linalg.solve(cholesky, identity))
 
-    constrained = _constrained_draws(model, start, unconstrained)
+    evaluate = _constrained_function(model, start)
+    constrained = _constrained_draws(evaluate, unconstrained)
     map_point = {
-        name: values[0]
-        for name, values in _constrained_draws(model, start, optimum[None, :]).items()
+        name: values[0] for name, values in _constrained_draws(evaluate, optimum[None, :]).items()
     }
+    elo_covariance = (
+        _delta_covariance(evaluate, optimum, covariance, ELO_VAR) if ELO_VAR in map_point else None
+    )
     posterior = xr.Dataset(
         {
             name: xr.DataArray(
@@ -223,6 +234,7 @@ def laplace_model(
         covariance=covariance,
         converged=converged,
         seconds=round(time.perf_counter() - started, 3),
+        elo_covariance=elo_covariance,
     )
 
 
@@ -287,23 +299,57 @@ def _hessian_of_negative(negative: Any, point: npt.NDArray[np.float64]) -> npt.N
     return (hessian + hessian.T) / 2.0
 
 
-def _constrained_draws(
-    model: pm.Model, template: RaveledVars, unconstrained: npt.NDArray[np.float64]
-) -> dict[str, npt.NDArray[np.float64]]:
-    """Map unconstrained draws (rows) to the model's free variables, constrained."""
+def _constrained_function(
+    model: pm.Model, template: RaveledVars
+) -> Callable[[npt.NDArray[np.float64]], dict[str, npt.NDArray[np.float64]]]:
+    """A function from one unconstrained point to the model's free variables, constrained."""
     names = [info[0] for info in template.point_map_info]
     by_name = {value.name: value for value in model.value_vars}
     values = [by_name[name] for name in names]
     free = [*model.free_RVs, *model.deterministics]
     outputs = model.replace_rvs_by_values(free)
     function = pytensor.function(values, outputs, on_unused_input="ignore")
-    result: dict[str, list[npt.NDArray[np.float64]]] = {rv.name: [] for rv in free}
-    for row in unconstrained:
+
+    def evaluate(row: npt.NDArray[np.float64]) -> dict[str, npt.NDArray[np.float64]]:
         point = DictToArrayBijection.rmap(RaveledVars(row, template.point_map_info))
         out = function(*[point[name] for name in names])
-        for rv, value in zip(free, out, strict=True):
-            result[rv.name].append(np.asarray(value, dtype=np.float64))
+        return {
+            rv.name: np.asarray(value, dtype=np.float64)
+            for rv, value in zip(free, out, strict=True)
+        }
+
+    return evaluate
+
+
+def _constrained_draws(
+    evaluate: Callable[[npt.NDArray[np.float64]], dict[str, npt.NDArray[np.float64]]],
+    unconstrained: npt.NDArray[np.float64],
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Map unconstrained draws (rows) to the model's free variables, constrained."""
+    result: dict[str, list[npt.NDArray[np.float64]]] = {}
+    for row in unconstrained:
+        for name, value in evaluate(row).items():
+            result.setdefault(name, []).append(value)
     return {name: np.stack(rows) for name, rows in result.items()}
+
+
+def _delta_covariance(
+    evaluate: Callable[[npt.NDArray[np.float64]], dict[str, npt.NDArray[np.float64]]],
+    optimum: npt.NDArray[np.float64],
+    covariance: npt.NDArray[np.float64],
+    name: str,
+) -> npt.NDArray[np.float64]:
+    """Covariance of one constrained variable by the delta method at the mode."""
+    columns = []
+    for i in range(optimum.size):
+        step = HESSIAN_STEP * max(1.0, abs(optimum[i]))
+        up, down = optimum.copy(), optimum.copy()
+        up[i] += step
+        down[i] -= step
+        columns.append((evaluate(up)[name].ravel() - evaluate(down)[name].ravel()) / (2.0 * step))
+    jacobian = np.stack(columns, axis=1)
+    result = jacobian @ covariance @ jacobian.T
+    return (result + result.T) / 2.0
 
 
 def _dims(model: pm.Model, name: str, ndim: int) -> tuple[str, ...]:

@@ -130,6 +130,8 @@ class SimulatedStudy:
     image_scale : Series
         Scale of Elo differences on each image, by image.
     design : SimulationDesign
+    rater_activity : Series or None
+        Relative rate at which each rater gives votes, by rater (sums to 1).
     """
 
     votes: pd.DataFrame
@@ -140,6 +142,7 @@ class SimulatedStudy:
     true_lapse: pd.Series
     image_scale: pd.Series
     design: SimulationDesign
+    rater_activity: pd.Series | None = None
 
 
 def simulate_study(design: SimulationDesign | None = None, *, seed: int) -> SimulatedStudy:
@@ -221,6 +224,68 @@ def simulate_study(design: SimulationDesign | None = None, *, seed: int) -> Simu
         true_lapse=pd.Series(lapse, index=raters, name="lapse"),
         image_scale=pd.Series(image_scale, index=images, name="scale"),
         design=design,
+        rater_activity=pd.Series(activity / activity.sum(), index=raters, name="activity"),
+    )
+
+
+def simulate_answers(
+    study: SimulatedStudy, trials: pd.DataFrame, *, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Answers of the study's simulated raters to trials chosen elsewhere (a scheduler).
+
+    The same observers as :func:`simulate_study`: on image i the Elo difference is scaled
+    by the image's scale, the left stimulus gets the position bias, ties follow the
+    design's Davidson parameter, and each rater answers at random with their lapse
+    probability. A trial between :data:`GOLDEN_REFERENCE` and :data:`GOLDEN_DEGRADED` is
+    golden: the reference wins unless the rater answers at random.
+
+    Parameters
+    ----------
+    study : SimulatedStudy
+        The truth.
+    trials : DataFrame
+        Columns ``rater, image, condition_a, condition_b`` (condition_a on the left).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    DataFrame
+        The trials with ``choice``, ``golden`` (0/1) and ``response_ms``, in the
+        ``votes.csv`` format.
+
+    Raises
+    ------
+    KeyError
+        If a trial names an unknown rater, image or condition.
+    """
+    design = study.design
+    n = len(trials)
+    a_name = trials["condition_a"].to_numpy().astype(str)
+    b_name = trials["condition_b"].to_numpy().astype(str)
+    golden_names = {GOLDEN_REFERENCE, GOLDEN_DEGRADED}
+    golden = np.isin(a_name, list(golden_names)) | np.isin(b_name, list(golden_names))
+    elo = study.true_elo
+    e_a = np.where(golden, 0.0, elo.reindex(np.where(golden, elo.index[0], a_name)).to_numpy())
+    e_b = np.where(golden, 0.0, elo.reindex(np.where(golden, elo.index[0], b_name)).to_numpy())
+    if np.isnan(e_a).any() or np.isnan(e_b).any():
+        raise KeyError("a trial names a condition the study does not have")
+    scale = study.image_scale.loc[trials["image"].to_numpy()].to_numpy()
+    lapse = study.true_lapse.loc[trials["rater"].to_numpy()].to_numpy()
+    x = math.log(10.0) / _ELO_SCALE * (scale * (e_a - e_b) + design.position_bias)
+    weight_a, weight_b = np.exp(x / 2), np.exp(-x / 2)
+    total = weight_a + weight_b + design.tie_nu
+    u = rng.random(n)
+    model_choice = np.where(
+        u < weight_a / total, "a", np.where(u < (weight_a + weight_b) / total, "b", "tie")
+    )
+    golden_choice = np.where(a_name == GOLDEN_REFERENCE, "a", "b")
+    model_choice = np.where(golden, golden_choice, model_choice)
+    at_random = rng.random(n) < lapse
+    random_choice = np.where(rng.random(n) < 0.5, "a", "b")
+    return trials.assign(
+        choice=np.where(at_random, random_choice, model_choice),
+        golden=golden.astype(int),
+        response_ms=rng.integers(1500, 9000, n),
     )
 
 

@@ -9,6 +9,7 @@ from studies.models import (
     Condition,
     Exclusion,
     Fit,
+    PairIssueCount,
     Rater,
     RaterSession,
     SourceImage,
@@ -57,6 +58,14 @@ class ConditionAdmin(admin.ModelAdmin):
 class StimulusAdmin(ReadOnlyAdmin):
     list_display = ["condition", "source_image", "bpp", "bitstream_bytes", "codec_library"]
     list_filter = ["condition__study", "condition__codec"]
+
+
+@admin.register(PairIssueCount)
+class PairIssueCountAdmin(ReadOnlyAdmin):
+    """Kept by the service that issues trials; editing it would unbalance the schedule."""
+
+    list_display = ["study", "source_image", "condition_low", "condition_high", "issued"]
+    list_filter = ["study"]
 
 
 @admin.register(Rater)

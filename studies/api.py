@@ -6,13 +6,14 @@ what ``POST /api/v1/studies/<slug>/sessions`` returned.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -33,8 +34,24 @@ def _json_body(request: HttpRequest) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+# Stands for the token while the image URL's pattern is reversed once.
+_TOKEN_PLACEHOLDER = "0" * 32
+
+
+@functools.lru_cache(maxsize=16)
+def _image_url_parts(script_prefix: str, urlconf: str | None) -> tuple[str, str]:
+    url = reverse("studies:image", kwargs={"token": _TOKEN_PLACEHOLDER}, urlconf=urlconf)
+    before, _, after = url.partition(_TOKEN_PLACEHOLDER)
+    return before, after
+
+
 def image_url(token: str) -> str:
-    return reverse("studies:image", kwargs={"token": token})
+    """``reverse("studies:image", ...)``, without reversing for each image of each trial.
+
+    Tokens are hexadecimal (``models.new_image_token``), so they need no quoting.
+    """
+    before, after = _image_url_parts(get_script_prefix(), get_urlconf())
+    return f"{before}{token}{after}"
 
 
 def trial_payload(trial: Trial) -> dict[str, Any]:
@@ -93,17 +110,19 @@ def session_start(request: HttpRequest, slug: str) -> JsonResponse:
 
 @require_GET
 def session_next(request: HttpRequest, token: str) -> JsonResponse:
-    session = access.get_rater_session_by_bearer(request)
-    if session is None or session.token != token:
-        return _error(401, "send the session token as 'Authorization: Bearer <token>'")
+    unauthorised = _error(401, "send the session token as 'Authorization: Bearer <token>'")
+    if access.bearer_token(request) != token:
+        return unauthorised
     try:
-        pending = services.trials_pending(session=session)
+        found = services.trials_pending_by_token(token=token)
     except services.NotAdmitted as exc:
         return _error(403, str(exc))
     except services.StudyNotOpen as exc:
         return _error(409, str(exc))
-    if not pending:
-        session.refresh_from_db()
+    if found is None:
+        return unauthorised
+    session, pending = found
+    if not pending:  # the session (read with its trials) has ended
         return JsonResponse(finished_payload(session))
     payload = trial_payload(pending[0])
     if len(pending) > 1:
@@ -114,18 +133,22 @@ def session_next(request: HttpRequest, token: str) -> JsonResponse:
 @csrf_exempt
 @require_POST
 def trial_vote(request: HttpRequest, trial_id: uuid.UUID) -> JsonResponse:
-    session = access.get_rater_session_by_bearer(request)
-    if session is None:
-        return _error(401, "send the session token as 'Authorization: Bearer <token>'")
+    unauthorised = _error(401, "send the session token as 'Authorization: Bearer <token>'")
+    token = access.bearer_token(request)
+    if token is None:
+        return unauthorised
     body = _json_body(request)
-    if body is None:
-        return _error(400, "the body must be a JSON object")
-    form = VoteForm(body)
-    if not form.is_valid():
+    form = VoteForm(body) if body is not None else None
+    if form is None or not form.is_valid():
+        # Who asks is checked first, as for every call.
+        if access.get_rater_session_by_bearer(request) is None:
+            return unauthorised
+        if form is None:
+            return _error(400, "the body must be a JSON object")
         return _error(400, form_errors(form))
     try:
-        vote, created = services.vote_record(
-            session=session, trial_id=trial_id, **form.cleaned_data
+        recorded = services.vote_record_by_token(
+            token=token, trial_id=trial_id, **form.cleaned_data
         )
     except (services.TrialNotIssued, services.NotAdmitted) as exc:
         return _error(403, str(exc))
@@ -133,6 +156,9 @@ def trial_vote(request: HttpRequest, trial_id: uuid.UUID) -> JsonResponse:
         return _error(409, str(exc))
     except services.ServiceError as exc:
         return _error(400, str(exc))
+    if recorded is None:
+        return unauthorised
+    vote, created = recorded
     payload: dict[str, Any] = {
         "vote": str(vote.client_vote_id),
         "trial": str(trial_id),

@@ -462,6 +462,45 @@ class Trial(models.Model):
         return "left" if self.left.condition.kind == reference else "right"
 
 
+class PairIssueCount(models.Model):
+    """How many comparison trials of a study showed one pair of conditions on one image.
+
+    The scheduler's view of the whole study (docs/rating.md, strategy
+    ``balanced``), counted by the service that issues trials, in the same
+    transaction, so that choosing a pair reads a few rows instead of every
+    trial of the study. Golden and practice trials are not counted.
+    """
+
+    # The unique constraint's index serves every lookup (study, then image);
+    # the foreign keys need no index of their own.
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="+", db_index=False)
+    source_image = models.ForeignKey(
+        SourceImage, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    condition_low = models.ForeignKey(
+        Condition, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    condition_high = models.ForeignKey(
+        Condition, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    issued = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "source_image", "condition_low", "condition_high"],
+                name="pair_issue_count_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(condition_low__lt=F("condition_high")),
+                name="pair_issue_count_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issued} trials of pair {self.condition_low_id}/{self.condition_high_id}"
+
+
 class VoteChoice(models.TextChoices):
     LEFT = "left", "Left"
     RIGHT = "right", "Right"

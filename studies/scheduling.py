@@ -73,6 +73,10 @@ def choose_balanced_pair(
 ) -> PairChoice | None:
     """Choose the next pair for one rater, or None when the rater has seen every pair.
 
+    The same as :func:`choose_image` followed by :func:`choose_pair_on_image`
+    with the same ``rng``; a caller that reads the counts of one image only
+    (the server, for speed) calls the two in turn and gets the same choice.
+
     Parameters
     ----------
     image_ids, condition_ids
@@ -89,10 +93,39 @@ def choose_balanced_pair(
         on the right.
     """
     conditions = sorted(set(condition_ids))
-    all_pairs = list(itertools.combinations(conditions, 2))
-    per_image = issued.per_image()
-    appearances = issued.appearances()
+    image_id = choose_image(
+        image_ids=image_ids,
+        condition_ids=conditions,
+        issued_per_image=issued.per_image(),
+        seen_by_rater=seen_by_rater,
+        rng=rng,
+    )
+    if image_id is None:
+        return None
+    return choose_pair_on_image(
+        image_id=image_id,
+        condition_ids=conditions,
+        issued=issued,
+        seen_by_rater=seen_by_rater,
+        rng=rng,
+        side_balance=side_balance,
+    )
 
+
+def choose_image(
+    *,
+    image_ids: Iterable[int],
+    condition_ids: Iterable[int],
+    issued_per_image: Mapping[int, int],
+    seen_by_rater: set[PairKey],
+    rng: random.Random,
+) -> int | None:
+    """Step 1 of :func:`choose_balanced_pair`: among the images where the rater has
+    an unseen pair, one with the fewest trials issued; None when there is none.
+
+    ``issued_per_image`` counts the study's trials per image (missing: none).
+    """
+    all_pairs = list(itertools.combinations(sorted(set(condition_ids)), 2))
     open_images = [
         image_id
         for image_id in sorted(set(image_ids))
@@ -100,18 +133,43 @@ def choose_balanced_pair(
     ]
     if not open_images:
         return None
-    fewest = min(per_image.get(image_id, 0) for image_id in open_images)
-    image_id = rng.choice([i for i in open_images if per_image.get(i, 0) == fewest])
+    fewest = min(issued_per_image.get(image_id, 0) for image_id in open_images)
+    return rng.choice([i for i in open_images if issued_per_image.get(i, 0) == fewest])
+
+
+def choose_pair_on_image(
+    *,
+    image_id: int,
+    condition_ids: Iterable[int],
+    issued: IssuedCounts,
+    seen_by_rater: set[PairKey],
+    rng: random.Random,
+    side_balance: Mapping[int, int] | None = None,
+) -> PairChoice:
+    """Steps 2 to 4 of :func:`choose_balanced_pair` on an image chosen by
+    :func:`choose_image` (so the rater has an unseen pair on it).
+
+    Only the counts of ``image_id`` in ``issued`` are read.
+    """
+    all_pairs = list(itertools.combinations(sorted(set(condition_ids)), 2))
+    pairs = issued.pairs
+    appearances: dict[int, int] = {}
+    for a, b in all_pairs:
+        n = pairs.get((image_id, a, b), 0)
+        if n:
+            appearances[a] = appearances.get(a, 0) + n
+            appearances[b] = appearances.get(b, 0) + n
 
     def load(pair: tuple[int, int]) -> tuple[int, int, int]:
         a, b = pair
-        count_a = appearances.get((image_id, a), 0)
-        count_b = appearances.get((image_id, b), 0)
-        return (max(count_a, count_b), count_a + count_b, issued.pairs.get((image_id, a, b), 0))
+        count_a = appearances.get(a, 0)
+        count_b = appearances.get(b, 0)
+        return (max(count_a, count_b), count_a + count_b, pairs.get((image_id, a, b), 0))
 
     candidates = [p for p in all_pairs if (image_id, *p) not in seen_by_rater]
-    lightest = min(load(p) for p in candidates)
-    first, second = rng.choice([p for p in candidates if load(p) == lightest])
+    loads = [load(p) for p in candidates]
+    lightest = min(loads)
+    first, second = rng.choice([p for p, w in zip(candidates, loads, strict=True) if w == lightest])
     left, right = orient_pair(first, second, side_balance=side_balance or {}, rng=rng)
     return PairChoice(image_id=image_id, left_condition_id=left, right_condition_id=right)
 

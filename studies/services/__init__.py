@@ -31,7 +31,9 @@ from studies.services.rating import (
     session_mark_screened,
     trial_next,
     trials_pending,
+    trials_pending_by_token,
     vote_record,
+    vote_record_by_token,
 )
 from studies.services.specs import study_build_run, study_create_from_spec
 
@@ -60,5 +62,7 @@ __all__ = [
     "study_create",
     "trial_next",
     "trials_pending",
+    "trials_pending_by_token",
     "vote_record",
+    "vote_record_by_token",
 ]

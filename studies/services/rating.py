@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import random
 import uuid
+from contextlib import nullcontext
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from studies import scheduling
 from studies.models import (
-    Condition,
-    ConditionKind,
     Rater,
     RaterPlatform,
     RaterSession,
     SessionStatus,
-    SourceImage,
     Stimulus,
     Study,
     Trial,
     Vote,
     VoteChoice,
 )
+from studies.services import rating_sql
 from studies.services.errors import (
     NotAdmitted,
     ServiceError,
@@ -31,23 +28,12 @@ from studies.services.errors import (
     TrialNotIssued,
     VoteConflict,
 )
+from studies.services.issuing import TrialIssuer
+from studies.services.issuing import golden_positions as golden_positions  # part of this API
 
 # Trials issued ahead of the one on screen, so the viewer can load their
 # images while the rater judges (docs/api.md: "next").
 LOOKAHEAD_TRIALS = 1
-# Golden trials are never the first counted trial: raters settle in first.
-GOLDEN_FIRST_POSITION = 1
-
-
-def _rng(session: RaterSession, *parts: object) -> random.Random:
-    """The session's own seeded random source for one decision.
-
-    Keyed by the study's seed and the rater's identity (not a database id), so
-    the same participants get the same schedule on any database.
-    """
-    rater = session.rater
-    key = ":".join(str(p) for p in (session.study.seed, rater.platform, rater.external_id, *parts))
-    return random.Random(key)  # noqa: S311 - scheduling, not secrets
 
 
 # --- Sessions --------------------------------------------------------------------
@@ -124,13 +110,13 @@ def session_end(*, session: RaterSession, status: SessionStatus) -> RaterSession
 # --- Trials ------------------------------------------------------------------------
 
 
-@transaction.atomic
 def trials_pending(*, session: RaterSession) -> list[Trial]:
     """The trial the rater should judge now, then the ones issued ahead of it.
 
     Unanswered trials are returned again (resume after a reload); new ones are
     issued until ``LOOKAHEAD_TRIALS`` wait behind the current one. An empty
-    list means the session has ended.
+    list means the session has ended. The trials come with their session (read
+    again), their source image and stimuli, and the stimuli's conditions.
 
     Raises
     ------
@@ -139,33 +125,74 @@ def trials_pending(*, session: RaterSession) -> list[Trial]:
     StudyNotOpen
         A new trial is needed but the study is paused or closed.
     """
-    # Serialise concurrent requests of one session so positions stay unique.
-    session = (
-        RaterSession.objects.select_for_update(of=("self",))
-        .select_related("study", "rater")
-        .get(pk=session.pk)
-    )
+    found = _pending_for(session.pk)
+    if found is None:
+        raise RaterSession.DoesNotExist(f"no rater session {session.pk}")
+    return found[1]
+
+
+def trials_pending_by_token(*, token: str) -> tuple[RaterSession, list[Trial]] | None:
+    """:func:`trials_pending` for the session with this bearer token, None if there is none.
+
+    Returns the session too (read in the same statement as its trials).
+    """
+    return _pending_for(token)
+
+
+# How often a call of trials_pending is worked out again after a concurrent call
+# for the same session issued a trial first.
+PENDING_ATTEMPTS = 5
+
+
+def _pending_for(session_key: int | str) -> tuple[RaterSession, list[Trial]] | None:
+    """trials_pending for the session with this id or token, in one transaction.
+
+    Two calls for one session at once (a client's retry while the first is under
+    way) read the same trials and would issue a trial at the same position: the
+    session's unique positions refuse the later one, which then reads the
+    session again, with the other's trials. So positions stay unique and no pair
+    is issued twice to a rater, without locking the session.
+    """
+    attempt = 1
+    while True:
+        try:
+            with transaction.atomic():
+                found = rating_sql.session_for_next(session_key)
+                if found is None:
+                    return None
+                session, issued_trials = found
+                return session, _pending(session, issued_trials)
+        except IntegrityError:
+            if attempt == PENDING_ATTEMPTS:
+                raise
+            attempt += 1
+
+
+def _pending(session: RaterSession, issued_trials: list[rating_sql.SessionTrial]) -> list[Trial]:
+    """trials_pending on a session and its trials, read in the caller's transaction."""
     if not session.is_admitted:
         raise NotAdmitted("this session has not passed the study's screening")
     if session.has_ended:
         return []
-    pending = list(
-        session.trials.filter(vote__isnull=True)
-        .select_related("left__condition", "right__condition", "source_image")
-        .order_by("position")[: 1 + LOOKAHEAD_TRIALS]
-    )
-    issued = session.trials.count()
+    study = session.study
+    unanswered = [t for t in issued_trials if not t.answered][: 1 + LOOKAHEAD_TRIALS]
+    stimuli = rating_sql.study_stimuli(study)
+    pending = [rating_sql.unanswered_trial(session, t, stimuli) for t in unanswered]
+    issued = len(issued_trials)
     last_position = session.practice_total + session.trials_total
-    while len(pending) < 1 + LOOKAHEAD_TRIALS and issued < last_position:
-        if not session.study.is_open:
-            if pending:
+    if len(pending) < 1 + LOOKAHEAD_TRIALS and issued < last_position:
+        issuer = TrialIssuer(session, issued_trials, stimuli)
+        while len(pending) < 1 + LOOKAHEAD_TRIALS and issued < last_position:
+            if not study.is_open:
+                if pending:
+                    break
+                raise StudyNotOpen(f"study {study.slug!r} is {study.status}")
+            trial = issuer.issue(position=issued)
+            if trial is None:  # the rater has seen every pair the study has
                 break
-            raise StudyNotOpen(f"study {session.study.slug!r} is {session.study.status}")
-        trial = _issue_trial(session=session, position=issued)
-        if trial is None:  # the rater has seen every pair the study has
-            break
-        pending.append(trial)
-        issued += 1
+            pending.append(rating_sql.with_images(session, trial, stimuli))
+            issued += 1
+        issuer.save_counts()
     if not pending:
         session_end(session=session, status=SessionStatus.COMPLETED)
     return pending
@@ -177,138 +204,9 @@ def trial_next(*, session: RaterSession) -> Trial | None:
     return pending[0] if pending else None
 
 
-def golden_positions(session: RaterSession) -> set[int]:
-    """Counted positions (0-based, after practice) of the session's golden trials."""
-    study = session.study
-    candidates = range(GOLDEN_FIRST_POSITION, session.trials_total)
-    wanted = min(round(study.golden_rate * session.trials_total), len(candidates))
-    return set(_rng(session, "golden").sample(candidates, wanted))
-
-
-def _issue_trial(*, session: RaterSession, position: int) -> Trial | None:
-    counted = position - session.practice_total
-    if counted < 0:
-        return _issue_golden(session=session, position=position, practice=True)
-    if counted in golden_positions(session):
-        return _issue_golden(session=session, position=position, practice=False)
-    return _issue_comparison(session=session, position=position)
-
-
-def _study_trials(study: Study) -> Any:
-    """Trials that compare study conditions (not golden, not practice)."""
-    return Trial.objects.filter(session__study=study, is_golden=False, is_practice=False)
-
-
-def _issued_counts(study: Study) -> scheduling.IssuedCounts:
-    counts: dict[scheduling.PairKey, int] = {}
-    for image_id, left, right in _study_trials(study).values_list(
-        "source_image_id", "left__condition_id", "right__condition_id"
-    ):
-        key = scheduling.pair_key(image_id, left, right)
-        counts[key] = counts.get(key, 0) + 1
-    return scheduling.IssuedCounts(pairs=counts)
-
-
-def _issue_comparison(*, session: RaterSession, position: int) -> Trial | None:
-    study = session.study
-    rng = _rng(session, position)
-    seen: set[scheduling.PairKey] = set()
-    side_balance: dict[int, int] = {}
-    for image_id, left, right in (
-        _study_trials(study)
-        .filter(session=session)
-        .values_list("source_image_id", "left__condition_id", "right__condition_id")
-    ):
-        seen.add(scheduling.pair_key(image_id, left, right))
-        side_balance[left] = side_balance.get(left, 0) + 1
-        side_balance[right] = side_balance.get(right, 0) - 1
-    choice = scheduling.choose_balanced_pair(
-        image_ids=study.source_images.values_list("pk", flat=True),
-        condition_ids=study.conditions.filter(kind=ConditionKind.STUDY).values_list(
-            "pk", flat=True
-        ),
-        issued=_issued_counts(study),
-        seen_by_rater=seen,
-        side_balance=side_balance,
-        rng=rng,
-    )
-    if choice is None:
-        return None
-    return _create_trial(
-        session=session,
-        position=position,
-        image=SourceImage.objects.get(pk=choice.image_id),
-        left_condition=choice.left_condition_id,
-        right_condition=choice.right_condition_id,
-        rng=rng,
-    )
-
-
-def _issue_golden(*, session: RaterSession, position: int, practice: bool) -> Trial:
-    """The original against a heavily degraded version, on a random image."""
-    study = session.study
-    rng = _rng(session, position)
-    golden = {
-        c.kind: c.pk
-        for c in Condition.objects.filter(
-            study=study,
-            kind__in=[ConditionKind.GOLDEN_REFERENCE, ConditionKind.GOLDEN_DEGRADED],
-        )
-    }
-    pair = [golden[ConditionKind.GOLDEN_REFERENCE], golden[ConditionKind.GOLDEN_DEGRADED]]
-    rng.shuffle(pair)
-    images = list(study.source_images.order_by("pk"))
-    return _create_trial(
-        session=session,
-        position=position,
-        image=rng.choice(images),
-        left_condition=pair[0],
-        right_condition=pair[1],
-        rng=rng,
-        is_golden=not practice,
-        is_practice=practice,
-    )
-
-
-def _create_trial(
-    *,
-    session: RaterSession,
-    position: int,
-    image: SourceImage,
-    left_condition: int,
-    right_condition: int,
-    rng: random.Random,
-    is_golden: bool = False,
-    is_practice: bool = False,
-) -> Trial:
-    stimuli = {
-        s.condition_id: s
-        for s in Stimulus.objects.filter(
-            source_image=image, condition_id__in=[left_condition, right_condition]
-        )
-    }
-    x, y, w, h = scheduling.choose_crop(
-        width=image.width, height=image.height, crop_size=session.study.crop_size, rng=rng
-    )
-    return Trial.objects.create(
-        session=session,
-        position=position,
-        source_image=image,
-        left=stimuli[left_condition],
-        right=stimuli[right_condition],
-        is_golden=is_golden,
-        is_practice=is_practice,
-        crop_x=x,
-        crop_y=y,
-        crop_width=w,
-        crop_height=h,
-    )
-
-
 # --- Votes -------------------------------------------------------------------------
 
 
-@transaction.atomic
 def vote_record(
     *,
     session: RaterSession,
@@ -326,6 +224,9 @@ def vote_record(
     meanwhile. The last counted vote completes the session; a failed golden
     trial beyond ``Study.GOLDEN_FAILURES_ALLOWED`` ends it.
 
+    The vote is stored by one INSERT, its own transaction; a vote that may
+    end the session is stored in one transaction with the session's end.
+
     Raises
     ------
     TrialNotIssued
@@ -339,40 +240,107 @@ def vote_record(
         A tie on a study without ties, a negative count, or a choice made
         before the study's minimum viewing time or number of flips.
     """
-    trial = (
-        Trial.objects.select_related("session__study", "left__condition")
-        .filter(public_id=trial_id, session=session)
-        .first()
+    client_vote_id = uuid.UUID(str(client_vote_id))
+    target = rating_sql.vote_target(
+        session=session.pk, trial_id=trial_id, client_vote_id=client_vote_id
     )
-    if trial is None:
+    if target is None:
         raise TrialNotIssued(f"trial {trial_id} was not issued to this session")
+    return _vote_store(
+        target,
+        choice=choice,
+        client_vote_id=client_vote_id,
+        response_ms=response_ms,
+        flips=flips,
+    )
+
+
+def vote_record_by_token(
+    *,
+    token: str,
+    trial_id: uuid.UUID,
+    choice: VoteChoice | str,
+    client_vote_id: uuid.UUID,
+    response_ms: int,
+    flips: int,
+) -> tuple[Vote, bool] | None:
+    """:func:`vote_record` for the session with this bearer token, None if there is none.
+
+    The rater API's way in: the session and the trial are read in one statement.
+
+    Raises
+    ------
+    TrialNotIssued, NotAdmitted, VoteConflict, ServiceError
+        As :func:`vote_record`.
+    """
+    client_vote_id = uuid.UUID(str(client_vote_id))
+    target = rating_sql.vote_target(session=token, trial_id=trial_id, client_vote_id=client_vote_id)
+    if target is None:
+        if rating_sql.session_by_token(token) is None:
+            return None
+        raise TrialNotIssued(f"trial {trial_id} was not issued to this session")
+    return _vote_store(
+        target,
+        choice=choice,
+        client_vote_id=client_vote_id,
+        response_ms=response_ms,
+        flips=flips,
+    )
+
+
+def _vote_store(
+    target: rating_sql.VoteTarget,
+    *,
+    choice: VoteChoice | str,
+    client_vote_id: uuid.UUID,
+    response_ms: int,
+    flips: int,
+) -> tuple[Vote, bool]:
+    session, trial = target.session, target.trial
     if not session.is_admitted:
         raise NotAdmitted("this session has not passed the study's screening")
-    existing = Vote.objects.filter(client_vote_id=client_vote_id).first()
-    if existing is not None:
-        if existing.trial_id != trial.pk:
-            raise VoteConflict(f"client_vote_id {client_vote_id} was used for another trial")
-        return existing, False
-    if Vote.objects.filter(trial=trial).exists():
-        raise VoteConflict(f"trial {trial_id} already has a different vote")
-    _check_answer(trial.session.study, choice=choice, response_ms=response_ms, flips=flips)
+    if target.client_id_used_elsewhere:
+        raise VoteConflict(f"client_vote_id {client_vote_id} was used for another trial")
+    if target.vote_id is not None:
+        if target.vote_client_id == client_vote_id:
+            return _stored_vote(target.vote_id), False
+        raise VoteConflict(f"trial {trial.public_id} already has a different vote")
+    _check_answer(session.study, choice=choice, response_ms=response_ms, flips=flips)
+    if trial.is_golden or trial.is_practice:
+        # Whether the answer was right (feedback, attention) needs the left
+        # stimulus's condition: one query for these few trials.
+        trial.left = Stimulus.objects.select_related("condition").get(pk=trial.left_id)
+    counted = target.counted_votes + (0 if trial.is_practice else 1)
+    may_end = not session.has_ended and (trial.is_golden or counted >= session.trials_total)
     try:
-        with transaction.atomic():
-            vote = Vote.objects.create(
+        # Inside a caller's transaction, the savepoint keeps it usable if the
+        # INSERT fails.
+        with transaction.atomic() if may_end or connection.in_atomic_block else nullcontext():
+            vote = rating_sql.vote_insert(
                 trial=trial,
                 client_vote_id=client_vote_id,
                 choice=choice,
                 response_ms=response_ms,
                 flips=flips,
             )
+            if may_end:
+                _after_vote(session=session, trial=trial, counted_votes=counted)
     except IntegrityError:
-        # A concurrent retry stored it first; answer as for a retry.
-        existing = Vote.objects.filter(client_vote_id=client_vote_id, trial=trial).first()
+        # A concurrent request stored a vote for this trial or with this id
+        # first: answer as for a retry, or as a conflict.
+        existing = Vote.objects.filter(client_vote_id=client_vote_id).first()
         if existing is None:
-            raise VoteConflict(f"trial {trial_id} already has a different vote") from None
-        return existing, False
-    _after_vote(session=trial.session, trial=trial)
+            raise VoteConflict(f"trial {trial.public_id} already has a different vote") from None
+        if existing.trial_id != trial.pk:
+            raise VoteConflict(
+                f"client_vote_id {client_vote_id} was used for another trial"
+            ) from None
+        return _stored_vote(existing.pk), False
     return vote, True
+
+
+def _stored_vote(pk: int) -> Vote:
+    return Vote.objects.select_related("trial__left__condition").get(pk=pk)
 
 
 def _check_answer(study: Study, *, choice: str, response_ms: int, flips: int) -> None:
@@ -402,12 +370,11 @@ def golden_failures(session: RaterSession) -> int:
     return failures
 
 
-def _after_vote(*, session: RaterSession, trial: Trial) -> None:
+def _after_vote(*, session: RaterSession, trial: Trial, counted_votes: int) -> None:
     if session.has_ended:
         return
     if trial.is_golden and golden_failures(session) > Study.GOLDEN_FAILURES_ALLOWED:
         session_end(session=session, status=SessionStatus.FAILED_ATTENTION)
         return
-    counted = Vote.objects.filter(trial__session=session, trial__is_practice=False).count()
-    if counted >= session.trials_total:
+    if counted_votes >= session.trials_total:
         session_end(session=session, status=SessionStatus.COMPLETED)

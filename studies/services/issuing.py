@@ -1,0 +1,163 @@
+"""Issuing a session's new trials: the schedule's seeded choices and the study's pair counts."""
+
+from __future__ import annotations
+
+import random
+
+from studies import scheduling
+from studies.models import ConditionKind, RaterSession, Trial
+from studies.services import rating_sql
+
+# Golden trials are never the first counted trial: raters settle in first.
+GOLDEN_FIRST_POSITION = 1
+
+
+def _rng(session: RaterSession, *parts: object) -> random.Random:
+    """The session's own seeded random source for one decision.
+
+    Keyed by the study's seed and the rater's identity (not a database id), so
+    the same participants get the same schedule on any database.
+    """
+    rater = session.rater
+    key = ":".join(str(p) for p in (session.study.seed, rater.platform, rater.external_id, *parts))
+    return random.Random(key)  # noqa: S311 - scheduling, not secrets
+
+
+def golden_positions(session: RaterSession) -> set[int]:
+    """Counted positions (0-based, after practice) of the session's golden trials."""
+    study = session.study
+    candidates = range(GOLDEN_FIRST_POSITION, session.trials_total)
+    wanted = min(round(study.golden_rate * session.trials_total), len(candidates))
+    return set(_rng(session, "golden").sample(candidates, wanted))
+
+
+class TrialIssuer:
+    """Issues one session's new trials within one call of ``rating.trials_pending``.
+
+    The study-wide counts of issued pairs come from ``PairIssueCount`` (one
+    aggregate over the study, then the rows of the image the scheduler
+    chose), never from a scan of the study's trials; this call's own trials
+    are added in memory and written by :meth:`save_counts`.
+    """
+
+    def __init__(
+        self,
+        session: RaterSession,
+        issued_trials: list[rating_sql.SessionTrial],
+        stimuli: rating_sql.StudyStimuli,
+    ) -> None:
+        self.session = session
+        self.study = session.study
+        self.stimuli = stimuli
+        self.golden = golden_positions(session)
+        self.seen: set[scheduling.PairKey] = set()
+        self.side_balance: dict[int, int] = {}
+        condition_of = stimuli.condition_of
+        for trial in issued_trials:
+            if not (trial.is_golden or trial.is_practice):
+                left, right = condition_of[trial.left_id], condition_of[trial.right_id]
+                self._saw(trial.source_image_id, left, right)
+        self.added: dict[scheduling.PairKey, int] = {}
+        self._per_image: dict[int, int] | None = None
+        self._pairs: dict[int, dict[scheduling.PairKey, int]] = {}
+
+    def _saw(self, image_id: int, left: int, right: int) -> None:
+        self.seen.add(scheduling.pair_key(image_id, left, right))
+        self.side_balance[left] = self.side_balance.get(left, 0) + 1
+        self.side_balance[right] = self.side_balance.get(right, 0) - 1
+
+    def issue(self, *, position: int) -> Trial | None:
+        """Create the trial at ``position``; None if the rater has seen every pair."""
+        counted = position - self.session.practice_total
+        if counted < 0:
+            return self._issue_golden(position=position, practice=True)
+        if counted in self.golden:
+            return self._issue_golden(position=position, practice=False)
+        return self._issue_comparison(position=position)
+
+    def _issued_per_image(self) -> dict[int, int]:
+        if self._per_image is None:
+            self._per_image = rating_sql.issued_per_image(self.study.pk)
+        return self._per_image
+
+    def _issued_on(self, image_id: int) -> dict[scheduling.PairKey, int]:
+        if image_id not in self._pairs:
+            self._pairs[image_id] = rating_sql.issued_on_image(self.study.pk, image_id)
+        return self._pairs[image_id]
+
+    def _issue_comparison(self, *, position: int) -> Trial | None:
+        rng = _rng(self.session, position)
+        conditions = self.stimuli.study_conditions
+        image_id = scheduling.choose_image(
+            image_ids=self.stimuli.image_ids,
+            condition_ids=conditions,
+            issued_per_image=self._issued_per_image(),
+            seen_by_rater=self.seen,
+            rng=rng,
+        )
+        if image_id is None:
+            return None
+        pairs = self._issued_on(image_id)
+        choice = scheduling.choose_pair_on_image(
+            image_id=image_id,
+            condition_ids=conditions,
+            issued=scheduling.IssuedCounts(pairs=pairs),
+            seen_by_rater=self.seen,
+            side_balance=self.side_balance,
+            rng=rng,
+        )
+        left, right = choice.left_condition_id, choice.right_condition_id
+        key = scheduling.pair_key(image_id, left, right)
+        pairs[key] = pairs.get(key, 0) + 1
+        per_image = self._issued_per_image()
+        per_image[image_id] = per_image.get(image_id, 0) + 1
+        self.added[key] = self.added.get(key, 0) + 1
+        self._saw(image_id, left, right)
+        return self._create(position=position, image_id=image_id, left=left, right=right, rng=rng)
+
+    def _issue_golden(self, *, position: int, practice: bool) -> Trial:
+        """The original against a heavily degraded version, on a random image."""
+        rng = _rng(self.session, position)
+        golden = self.stimuli.golden
+        pair = [golden[ConditionKind.GOLDEN_REFERENCE], golden[ConditionKind.GOLDEN_DEGRADED]]
+        rng.shuffle(pair)
+        return self._create(
+            position=position,
+            image_id=rng.choice(self.stimuli.image_ids),
+            left=pair[0],
+            right=pair[1],
+            rng=rng,
+            is_golden=not practice,
+            is_practice=practice,
+        )
+
+    def _create(
+        self,
+        *,
+        position: int,
+        image_id: int,
+        left: int,
+        right: int,
+        rng: random.Random,
+        is_golden: bool = False,
+        is_practice: bool = False,
+    ) -> Trial:
+        width, height = self.stimuli.image_size[image_id]
+        crop = scheduling.choose_crop(
+            width=width, height=height, crop_size=self.study.crop_size, rng=rng
+        )
+        return rating_sql.trial_insert(
+            session_id=self.session.pk,
+            position=position,
+            source_image_id=image_id,
+            left_id=self.stimuli.stimulus[(image_id, left)],
+            right_id=self.stimuli.stimulus[(image_id, right)],
+            crop=crop,
+            is_golden=is_golden,
+            is_practice=is_practice,
+        )
+
+    def save_counts(self) -> None:
+        """Add this call's comparison trials to the study's pair counts."""
+        rating_sql.count_issued_pairs(self.study.pk, self.added)
+        self.added = {}
