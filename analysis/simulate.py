@@ -32,6 +32,8 @@ _ELO_SCALE: Final = 400.0
 #: Condition names of golden trials, as Codec Arena exports them.
 GOLDEN_REFERENCE: Final = "golden-reference"
 GOLDEN_DEGRADED: Final = "golden-degraded"
+#: An Elo difference no observer misjudges (the original against a golden degraded copy).
+_CERTAIN_ELO: Final = 1e4
 
 
 def _default_codecs() -> dict[str, float]:
@@ -185,17 +187,7 @@ def simulate_study(design: SimulationDesign | None = None, *, seed: int) -> Simu
     image_idx = rng.integers(0, design.n_images, design.n_votes)
     elo = true_elo.to_numpy()
     diff = image_scale[image_idx] * (elo[a_idx] - elo[b_idx]) + design.position_bias
-    x = math.log(10.0) / _ELO_SCALE * diff
-    # Davidson: P(A) : P(B) : P(tie) = e^(x/2) : e^(-x/2) : nu.
-    weight_a, weight_b = np.exp(x / 2), np.exp(-x / 2)
-    total = weight_a + weight_b + design.tie_nu
-    u = rng.random(design.n_votes)
-    model_choice = np.where(
-        u < weight_a / total, "a", np.where(u < (weight_a + weight_b) / total, "b", "tie")
-    )
-    at_random = rng.random(design.n_votes) < lapse[rater_idx]
-    random_choice = np.where(rng.random(design.n_votes) < 0.5, "a", "b")
-    choice = np.where(at_random, random_choice, model_choice)
+    choice = observe(diff, lapse[rater_idx], tie_nu=design.tie_nu, rng=rng)
     votes = pd.DataFrame(
         {
             "rater": raters[rater_idx],
@@ -271,22 +263,61 @@ def simulate_answers(
         raise KeyError("a trial names a condition the study does not have")
     scale = study.image_scale.loc[trials["image"].to_numpy()].to_numpy()
     lapse = study.true_lapse.loc[trials["rater"].to_numpy()].to_numpy()
-    x = math.log(10.0) / _ELO_SCALE * (scale * (e_a - e_b) + design.position_bias)
+    difference = scale * (e_a - e_b) + design.position_bias
+    # A golden trial's original is better than anything: its rater errs only at random.
+    certain = np.where(a_name == GOLDEN_REFERENCE, _CERTAIN_ELO, -_CERTAIN_ELO)
+    difference = np.where(golden, certain, difference)
+    return trials.assign(
+        choice=observe(difference, lapse, tie_nu=design.tie_nu, rng=rng),
+        golden=golden.astype(int),
+        response_ms=rng.integers(1500, 9000, n),
+    )
+
+
+def observe(
+    elo_difference: npt.ArrayLike,
+    lapse: npt.ArrayLike,
+    *,
+    tie_nu: float = 0.0,
+    rng: np.random.Generator,
+) -> npt.NDArray[np.str_]:
+    """The answers of simulated observers to trials: ``"a"``, ``"b"`` or ``"tie"``.
+
+    The observer of every simulation here (:func:`simulate_study`,
+    :func:`simulate_answers`, and ``manage.py simulate_raters``, which rehearses a study
+    through the rater API): Bradley-Terry on the Elo scale with Davidson ties,
+    ``P(a) : P(b) : P(tie) = e^(x/2) : e^(-x/2) : nu`` with
+    ``x = ln(10) / 400 * elo_difference``, and with probability ``lapse`` an answer at
+    random (a or b, 50/50) instead.
+
+    Parameters
+    ----------
+    elo_difference : array_like
+        Quality of stimulus a minus that of b, Elo points, as the observer sees it (any
+        per-image scale and left bias applied), one per trial.
+    lapse : array_like
+        Probability of answering at random, per trial (or one for all).
+    tie_nu : float
+        Davidson's tie parameter; 0 gives no ties.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray of str
+    """
+    difference = np.atleast_1d(np.asarray(elo_difference, dtype=np.float64))
+    n = difference.size
+    # Beyond +-50 in x the answer is certain; the clip keeps exp() finite.
+    x = np.clip(math.log(10.0) / _ELO_SCALE * difference, -50.0, 50.0)
     weight_a, weight_b = np.exp(x / 2), np.exp(-x / 2)
-    total = weight_a + weight_b + design.tie_nu
+    total = weight_a + weight_b + tie_nu
     u = rng.random(n)
     model_choice = np.where(
         u < weight_a / total, "a", np.where(u < (weight_a + weight_b) / total, "b", "tie")
     )
-    golden_choice = np.where(a_name == GOLDEN_REFERENCE, "a", "b")
-    model_choice = np.where(golden, golden_choice, model_choice)
-    at_random = rng.random(n) < lapse
+    at_random = rng.random(n) < np.broadcast_to(np.asarray(lapse, dtype=np.float64), (n,))
     random_choice = np.where(rng.random(n) < 0.5, "a", "b")
-    return trials.assign(
-        choice=np.where(at_random, random_choice, model_choice),
-        golden=golden.astype(int),
-        response_ms=rng.integers(1500, 9000, n),
-    )
+    return np.where(at_random, random_choice, model_choice)
 
 
 def _conditions(

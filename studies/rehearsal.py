@@ -18,7 +18,6 @@ its forecast before paying anyone.
 from __future__ import annotations
 
 import json
-import math
 import random
 import urllib.error
 import urllib.request
@@ -28,9 +27,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from analysis.simulate import observe
 from studies.models import ConditionKind, Stimulus, Study
 
-ELO_SLOPE = math.log(10) / 400
 # Qualities of golden-trial stimuli: far beyond any condition's.
 GOLDEN_QUALITY = {ConditionKind.GOLDEN_REFERENCE: 1e6, ConditionKind.GOLDEN_DEGRADED: -1e6}
 DEFAULT_TRUTH_METRIC = "ssimulacra2"
@@ -154,6 +155,7 @@ def run_rehearsal(
 
     def one_rater(index: int) -> tuple[int, bool]:
         rng = random.Random(f"{seed}:{index}")  # noqa: S311 - a simulation
+        observer_rng = np.random.default_rng(rng.getrandbits(64))
         token = client.call(
             f"/api/v1/studies/{study.slug}/sessions",
             {"participant": f"rehearsal-{run_id}-{index}", "platform": "direct"},
@@ -165,12 +167,9 @@ def run_rehearsal(
                 return votes, True
             left = qualities[_token(trial["images"]["left"])]
             right = qualities[_token(trial["images"]["right"])]
-            if rng.random() < lapse:
-                choice = rng.choice(["left", "right"])
-            else:
-                difference = max(min(ELO_SLOPE * (left - right), 50.0), -50.0)
-                p_left = 1.0 / (1.0 + math.exp(-difference))
-                choice = "left" if rng.random() < p_left else "right"
+            # The observer of analysis.simulate (and so of bench/active.py), with no ties.
+            answer = observe(left - right, lapse, rng=observer_rng)[0]
+            choice = "left" if answer == "a" else "right"
             body = {
                 "choice": choice,
                 "client_vote_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
