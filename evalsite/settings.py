@@ -104,6 +104,27 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Cache ------------------------------------------------------------------
+
+# Holds the rater API's rate-limit counters, which every process of the site
+# must share. By default files under VAR_DIR (one host, no service, no writes to
+# the database; evalsite/cache.py); CACHE_URL names a Redis server instead.
+CACHE_URL = env_str("CACHE_URL", "")
+if not CACHE_URL:
+    _cache: dict[str, object] = {
+        "BACKEND": "evalsite.cache.CounterFileCache",
+        "LOCATION": str(VAR_DIR / "cache"),
+        # Two counters per active client and minute; older ones are culled.
+        "OPTIONS": {"MAX_ENTRIES": 20_000},
+    }
+elif CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    _cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+else:
+    raise ImproperlyConfigured(
+        f"CACHE_URL={CACHE_URL!r}: expected a redis://, rediss:// or unix:// URL, or nothing"
+    )
+CACHES = {"default": _cache}
+
 # --- Background tasks -------------------------------------------------------
 
 TASKS = {
@@ -182,7 +203,11 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-if env_bool("BEHIND_TLS_PROXY", False):
+# Behind the site's own proxy: its X-Forwarded-Proto says whether the request
+# came by HTTPS, and the last hop of its X-Forwarded-For is the client's address
+# (studies.ratelimits).
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -215,6 +240,11 @@ LOGGING = {
 }
 
 # --- Codec Arena ------------------------------------------------------------
+
+# Rater API requests a minute per session token and per client address (many
+# raters may share one address behind a NAT); 0 turns a limit off.
+RATER_API_RATE_PER_SESSION = env_int("RATER_API_RATE_PER_SESSION", 240, minimum=0)
+RATER_API_RATE_PER_ADDRESS = env_int("RATER_API_RATE_PER_ADDRESS", 3000, minimum=0)
 
 # Where the demo study's researcher password is kept (created on first build).
 DEMO_CREDENTIALS_FILE = VAR_DIR / "demo-researcher.txt"

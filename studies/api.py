@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from studies import access, services
 from studies.forms import SessionStartForm, VoteForm, form_errors
 from studies.models import RaterSession, Study, Trial
+from studies.ratelimits import rate_limited
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -89,8 +90,21 @@ def finished_payload(session: RaterSession) -> dict[str, Any]:
     return {"finished": True, "ended": session.status, "completion_url": session.completion_url()}
 
 
+def _no_session(request: HttpRequest, **kwargs: Any) -> None:
+    return None
+
+
+def _url_token(request: HttpRequest, **kwargs: Any) -> str:
+    return str(kwargs["token"])
+
+
+def _bearer(request: HttpRequest, **kwargs: Any) -> str | None:
+    return access.bearer_token(request)
+
+
 @csrf_exempt
 @require_POST
+@rate_limited(_no_session)
 def session_start(request: HttpRequest, slug: str) -> JsonResponse:
     study = get_object_or_404(Study, slug=slug)
     body = _json_body(request)
@@ -109,6 +123,7 @@ def session_start(request: HttpRequest, slug: str) -> JsonResponse:
 
 
 @require_GET
+@rate_limited(_url_token)
 def session_next(request: HttpRequest, token: str) -> JsonResponse:
     unauthorised = _error(401, "send the session token as 'Authorization: Bearer <token>'")
     if access.bearer_token(request) != token:
@@ -132,6 +147,7 @@ def session_next(request: HttpRequest, token: str) -> JsonResponse:
 
 @csrf_exempt
 @require_POST
+@rate_limited(_bearer)
 def trial_vote(request: HttpRequest, trial_id: uuid.UUID) -> JsonResponse:
     unauthorised = _error(401, "send the session token as 'Authorization: Bearer <token>'")
     token = access.bearer_token(request)

@@ -114,3 +114,19 @@ def test_an_unknown_media_storage_is_named() -> None:
     result = _setting({"MEDIA_STORAGE": "ftp"}, "1")
     assert result.returncode != 0
     assert "MEDIA_STORAGE='ftp': expected 'local' or 's3'" in result.stderr
+
+
+def test_cache_url_selects_redis_and_the_default_is_shared_files() -> None:
+    result = _setting({"CACHE_URL": "redis://127.0.0.1:6379/1"}, "settings.CACHES['default']")
+    assert result.returncode == 0, result.stderr
+    assert "django.core.cache.backends.redis.RedisCache" in result.stdout
+    assert "'LOCATION': 'redis://127.0.0.1:6379/1'" in result.stdout
+    default = _setting({"VAR_DIR": "/srv/arena/var"}, "settings.CACHES['default']")
+    assert "evalsite.cache.CounterFileCache" in default.stdout
+    assert "'LOCATION': '/srv/arena/var/cache'" in default.stdout
+
+
+def test_an_unknown_cache_url_is_named() -> None:
+    result = _setting({"CACHE_URL": "memcached://x"}, "1")
+    assert result.returncode != 0
+    assert "CACHE_URL='memcached://x'" in result.stderr
