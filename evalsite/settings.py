@@ -142,6 +142,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# How long a login (and a rater's browser's hold on their session) lasts.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 24 * 60 * 60, minimum=60)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "studies:study_list"
 LOGOUT_REDIRECT_URL = "login"
@@ -245,6 +247,10 @@ LOGGING = {
 # raters may share one address behind a NAT); 0 turns a limit off.
 RATER_API_RATE_PER_SESSION = env_int("RATER_API_RATE_PER_SESSION", 240, minimum=0)
 RATER_API_RATE_PER_ADDRESS = env_int("RATER_API_RATE_PER_ADDRESS", 3000, minimum=0)
+
+# A rater session this many seconds after it started takes no more trials or
+# new votes (0: sessions never expire).
+RATER_SESSION_MAX_AGE = env_int("RATER_SESSION_MAX_AGE", 24 * 60 * 60, minimum=0)
 
 # Where the demo study's researcher password is kept (created on first build).
 DEMO_CREDENTIALS_FILE = VAR_DIR / "demo-researcher.txt"

@@ -132,6 +132,8 @@ def session_next(request: HttpRequest, token: str) -> JsonResponse:
         found = services.trials_pending_by_token(token=token)
     except services.NotAdmitted as exc:
         return _error(403, str(exc))
+    except services.SessionExpired as exc:
+        return _error(410, str(exc))
     except services.StudyNotOpen as exc:
         return _error(409, str(exc))
     if found is None:
@@ -170,6 +172,8 @@ def trial_vote(request: HttpRequest, trial_id: uuid.UUID) -> JsonResponse:
         return _error(403, str(exc))
     except services.VoteConflict as exc:
         return _error(409, str(exc))
+    except services.SessionExpired as exc:
+        return _error(410, str(exc))
     except services.ServiceError as exc:
         return _error(400, str(exc))
     if recorded is None:

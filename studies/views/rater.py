@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -104,6 +105,9 @@ def rater_viewer(request: HttpRequest, slug: str) -> HttpResponse:
     session = access.rater_session_at_step(request, slug, "studies:rater_viewer")
     if not isinstance(session, RaterSession):
         return session
+    if session.has_expired():
+        context = {"study": session.study, "hours": settings.RATER_SESSION_MAX_AGE / 3600}
+        return render(request, "studies/rater_expired.html", context, status=410)
     context = {
         "study": session.study,
         "session": session,

@@ -91,6 +91,7 @@ def test_docs_say_secrets_may_come_from_files() -> None:
 
 
 def _setting(env: dict[str, str], expression: str) -> subprocess.CompletedProcess[str]:
+    """``print(expression)`` in a process whose settings read ``env``."""
     clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
     clean.update(env, DJANGO_SETTINGS_MODULE="evalsite.settings")
     code = f"import django; django.setup(); from django.conf import settings; print({expression})"
@@ -130,3 +131,10 @@ def test_an_unknown_cache_url_is_named() -> None:
     result = _setting({"CACHE_URL": "memcached://x"}, "1")
     assert result.returncode != 0
     assert "CACHE_URL='memcached://x'" in result.stderr
+
+
+def test_logins_and_rater_sessions_last_a_day_unless_told_otherwise() -> None:
+    expression = "settings.SESSION_COOKIE_AGE, settings.RATER_SESSION_MAX_AGE"
+    assert _setting({}, expression).stdout.strip() == "86400 86400"
+    told = _setting({"SESSION_COOKIE_AGE": "3600", "RATER_SESSION_MAX_AGE": "7200"}, expression)
+    assert told.stdout.strip() == "3600 7200"
