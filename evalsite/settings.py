@@ -148,6 +148,22 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "studies:study_list"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Request bodies ---------------------------------------------------------
+
+# Form fields (not files) of one request: the site's forms are a few fields.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024**2
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+DATA_UPLOAD_MAX_NUMBER_FILES = 10
+# Uploaded files above this go to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# The first handler skips the files of a request over STUDY_UPLOAD_MAX_BYTES
+# before anything is written (studies.uploads.UploadSizeLimit).
+FILE_UPLOAD_HANDLERS = [
+    "studies.uploads.UploadSizeLimit",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+
 # --- Internationalisation ---------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
@@ -247,6 +263,12 @@ LOGGING = {
 # raters may share one address behind a NAT); 0 turns a limit off.
 RATER_API_RATE_PER_SESSION = env_int("RATER_API_RATE_PER_SESSION", 240, minimum=0)
 RATER_API_RATE_PER_ADDRESS = env_int("RATER_API_RATE_PER_ADDRESS", 3000, minimum=0)
+
+# The largest body a rater API call may send: a vote is about 150 bytes, a
+# session start with every recruitment field under 2 KiB.
+RATER_API_MAX_BODY_BYTES = env_int("RATER_API_MAX_BODY_BYTES", 16 * 1024, minimum=1024)
+# The largest upload of a study (its definition file and the zip of its folders).
+STUDY_UPLOAD_MAX_BYTES = env_int("STUDY_UPLOAD_MAX_BYTES", 2 * 1024**3, minimum=1024**2)
 
 # A rater session this many seconds after it started takes no more trials or
 # new votes (0: sessions never expire).

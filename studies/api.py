@@ -9,9 +9,11 @@ from __future__ import annotations
 import functools
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -25,6 +27,27 @@ from studies.ratelimits import rate_limited
 
 def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
+
+
+def _declared_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def body_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Refuse a body over ``RATER_API_MAX_BODY_BYTES`` with 413: by its declared
+    length before reading it, then by what was read."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        limit = settings.RATER_API_MAX_BODY_BYTES
+        if _declared_length(request) > limit or len(request.body) > limit:
+            return _error(413, f"the body is larger than the {limit} bytes a call may send")
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any] | None:
@@ -104,6 +127,7 @@ def _bearer(request: HttpRequest, **kwargs: Any) -> str | None:
 
 @csrf_exempt
 @require_POST
+@body_limited
 @rate_limited(_no_session)
 def session_start(request: HttpRequest, slug: str) -> JsonResponse:
     study = get_object_or_404(Study, slug=slug)
@@ -149,6 +173,7 @@ def session_next(request: HttpRequest, token: str) -> JsonResponse:
 
 @csrf_exempt
 @require_POST
+@body_limited
 @rate_limited(_bearer)
 def trial_vote(request: HttpRequest, trial_id: uuid.UUID) -> JsonResponse:
     unauthorised = _error(401, "send the session token as 'Authorization: Bearer <token>'")
