@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import socket
+import subprocess
+import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -155,3 +162,41 @@ def test_a_limit_of_zero_turns_it_off(
     settings.RATER_API_RATE_PER_ADDRESS = 0
     token = _start(client, study.slug, "p1").json()["session"]
     assert all(_next(client, token).status_code == 200 for _ in range(20))
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A Redis server of this test's own, if the machine has one."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("no redis-server on this machine")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                break
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_the_limits_count_the_same_in_redis(
+    client: Client, study: Study, settings: Any, clock: Clock, redis_url: str
+) -> None:
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
+    }
+    settings.RATER_API_RATE_PER_SESSION = 2
+    settings.RATER_API_RATE_PER_ADDRESS = 0
+    token = _start(client, study.slug, "p1").json()["session"]
+    assert [_next(client, token).status_code for _ in range(3)] == [200, 200, 429]
+    clock.at += ratelimits.WINDOW_SECONDS
+    assert _next(client, token).status_code == 200
