@@ -700,6 +700,9 @@ def main() -> None:
             "ALLOWED_HOSTS": "127.0.0.1",
             "DB_CONN_MAX_AGE": "60",
             "LOG_LEVEL": "WARNING",
+            # Every simulated rater comes from 127.0.0.1: the per-address limit
+            # is off, the per-session one (docs/settings.md) stays on.
+            "RATER_API_RATE_PER_ADDRESS": "0",
         }
         if args.encode_cache is not None:
             args.encode_cache.mkdir(parents=True, exist_ok=True)

@@ -104,6 +104,27 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Cache ------------------------------------------------------------------
+
+# Holds the rater API's rate-limit counters, which every process of the site
+# must share. By default files under VAR_DIR (one host, no service, no writes to
+# the database; evalsite/cache.py); CACHE_URL names a Redis server instead.
+CACHE_URL = env_str("CACHE_URL", "")
+if not CACHE_URL:
+    _cache: dict[str, object] = {
+        "BACKEND": "evalsite.cache.CounterFileCache",
+        "LOCATION": str(VAR_DIR / "cache"),
+        # Two counters per active client and minute; older ones are culled.
+        "OPTIONS": {"MAX_ENTRIES": 20_000},
+    }
+elif CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    _cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+else:
+    raise ImproperlyConfigured(
+        f"CACHE_URL={CACHE_URL!r}: expected a redis://, rediss:// or unix:// URL, or nothing"
+    )
+CACHES = {"default": _cache}
+
 # --- Background tasks -------------------------------------------------------
 
 TASKS = {
@@ -121,9 +142,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# How long a login (and a rater's browser's hold on their session) lasts.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 24 * 60 * 60, minimum=60)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "studies:study_list"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Request bodies ---------------------------------------------------------
+
+# Form fields (not files) of one request: the site's forms are a few fields.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024**2
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+DATA_UPLOAD_MAX_NUMBER_FILES = 10
+# Uploaded files above this go to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# The first handler skips the files of a request over STUDY_UPLOAD_MAX_BYTES
+# before anything is written (studies.uploads.UploadSizeLimit).
+FILE_UPLOAD_HANDLERS = [
+    "studies.uploads.UploadSizeLimit",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- Internationalisation ---------------------------------------------------
 
@@ -182,7 +221,11 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-if env_bool("BEHIND_TLS_PROXY", False):
+# Behind the site's own proxy: its X-Forwarded-Proto says whether the request
+# came by HTTPS, and the last hop of its X-Forwarded-For is the client's address
+# (studies.ratelimits).
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -215,6 +258,21 @@ LOGGING = {
 }
 
 # --- Codec Arena ------------------------------------------------------------
+
+# Rater API requests a minute per session token and per client address (many
+# raters may share one address behind a NAT); 0 turns a limit off.
+RATER_API_RATE_PER_SESSION = env_int("RATER_API_RATE_PER_SESSION", 240, minimum=0)
+RATER_API_RATE_PER_ADDRESS = env_int("RATER_API_RATE_PER_ADDRESS", 3000, minimum=0)
+
+# The largest body a rater API call may send: a vote is about 150 bytes, a
+# session start with every recruitment field under 2 KiB.
+RATER_API_MAX_BODY_BYTES = env_int("RATER_API_MAX_BODY_BYTES", 16 * 1024, minimum=1024)
+# The largest upload of a study (its definition file and the zip of its folders).
+STUDY_UPLOAD_MAX_BYTES = env_int("STUDY_UPLOAD_MAX_BYTES", 2 * 1024**3, minimum=1024**2)
+
+# A rater session this many seconds after it started takes no more trials or
+# new votes (0: sessions never expire).
+RATER_SESSION_MAX_AGE = env_int("RATER_SESSION_MAX_AGE", 24 * 60 * 60, minimum=0)
 
 # Where the demo study's researcher password is kept (created on first build).
 DEMO_CREDENTIALS_FILE = VAR_DIR / "demo-researcher.txt"

@@ -9,9 +9,11 @@ from __future__ import annotations
 import functools
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -20,10 +22,32 @@ from django.views.decorators.http import require_GET, require_POST
 from studies import access, services
 from studies.forms import SessionStartForm, VoteForm, form_errors
 from studies.models import RaterSession, Study, Trial
+from studies.ratelimits import rate_limited
 
 
 def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
+
+
+def _declared_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def body_limited(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Refuse a body over ``RATER_API_MAX_BODY_BYTES`` with 413: by its declared
+    length before reading it, then by what was read."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        limit = settings.RATER_API_MAX_BODY_BYTES
+        if _declared_length(request) > limit or len(request.body) > limit:
+            return _error(413, f"the body is larger than the {limit} bytes a call may send")
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any] | None:
@@ -89,8 +113,22 @@ def finished_payload(session: RaterSession) -> dict[str, Any]:
     return {"finished": True, "ended": session.status, "completion_url": session.completion_url()}
 
 
+def _no_session(request: HttpRequest, **kwargs: Any) -> None:
+    return None
+
+
+def _url_token(request: HttpRequest, **kwargs: Any) -> str:
+    return str(kwargs["token"])
+
+
+def _bearer(request: HttpRequest, **kwargs: Any) -> str | None:
+    return access.bearer_token(request)
+
+
 @csrf_exempt
 @require_POST
+@body_limited
+@rate_limited(_no_session)
 def session_start(request: HttpRequest, slug: str) -> JsonResponse:
     study = get_object_or_404(Study, slug=slug)
     body = _json_body(request)
@@ -109,6 +147,7 @@ def session_start(request: HttpRequest, slug: str) -> JsonResponse:
 
 
 @require_GET
+@rate_limited(_url_token)
 def session_next(request: HttpRequest, token: str) -> JsonResponse:
     unauthorised = _error(401, "send the session token as 'Authorization: Bearer <token>'")
     if access.bearer_token(request) != token:
@@ -117,6 +156,8 @@ def session_next(request: HttpRequest, token: str) -> JsonResponse:
         found = services.trials_pending_by_token(token=token)
     except services.NotAdmitted as exc:
         return _error(403, str(exc))
+    except services.SessionExpired as exc:
+        return _error(410, str(exc))
     except services.StudyNotOpen as exc:
         return _error(409, str(exc))
     if found is None:
@@ -132,6 +173,8 @@ def session_next(request: HttpRequest, token: str) -> JsonResponse:
 
 @csrf_exempt
 @require_POST
+@body_limited
+@rate_limited(_bearer)
 def trial_vote(request: HttpRequest, trial_id: uuid.UUID) -> JsonResponse:
     unauthorised = _error(401, "send the session token as 'Authorization: Bearer <token>'")
     token = access.bearer_token(request)
@@ -154,6 +197,8 @@ def trial_vote(request: HttpRequest, trial_id: uuid.UUID) -> JsonResponse:
         return _error(403, str(exc))
     except services.VoteConflict as exc:
         return _error(409, str(exc))
+    except services.SessionExpired as exc:
+        return _error(410, str(exc))
     except services.ServiceError as exc:
         return _error(400, str(exc))
     if recorded is None:

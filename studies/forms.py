@@ -66,12 +66,25 @@ def form_errors(form: forms.Form) -> str:
     return ", ".join(parts)
 
 
+# A study definition file is a few KiB of TOML.
+SPEC_MAX_BYTES = 256 * 1024
+
+
 class StudyUploadForm(forms.Form):
     spec = forms.FileField(help_text="The study definition file (TOML, docs/study-spec.md).")
     folder = forms.FileField(
         required=False,
         help_text="A zip of the folders the spec names (its images, imported reconstructions).",
     )
+
+    def clean_spec(self) -> Any:
+        spec = self.cleaned_data["spec"]
+        if spec.size > SPEC_MAX_BYTES:
+            raise forms.ValidationError(
+                f"the study definition file is {spec.size:,} bytes; "
+                f"at most {SPEC_MAX_BYTES:,} are accepted"
+            )
+        return spec
 
 
 class ExclusionForm(forms.Form):

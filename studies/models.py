@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.urls import reverse
+from django.utils import timezone
 
 # Lengths of the opaque tokens. A session token is a bearer credential; an
 # image token only has to be unguessable and the same shape for every image.
@@ -398,6 +400,13 @@ class RaterSession(models.Model):
     def has_ended(self) -> bool:
         """Has the session ended (finished, or stopped by the study's rules)?"""
         return self.status != self.Status.ACTIVE
+
+    def has_expired(self, at: datetime | None = None) -> bool:
+        """Is the session older than ``RATER_SESSION_MAX_AGE`` seconds (0: never)?"""
+        max_age = settings.RATER_SESSION_MAX_AGE
+        if not max_age:
+            return False
+        return (at or timezone.now()) - self.started_at > timedelta(seconds=max_age)
 
     @property
     def end_code(self) -> str:

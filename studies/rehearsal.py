@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -40,6 +41,8 @@ DEFAULT_TRUTH_METRIC = "ssimulacra2"
 DEFAULT_TRUTH_SCALE = 10.0
 REQUEST_TIMEOUT_SECONDS = 30
 MAX_RETRIES = 5
+# The longest wait a 429's Retry-After may ask for (a rate limit's window).
+MAX_RETRY_AFTER_SECONDS = 60
 
 
 class RehearsalError(RuntimeError):
@@ -92,7 +95,8 @@ class _Client:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         data = None if body is None else json.dumps(body).encode()
-        for attempt in range(MAX_RETRIES):
+        attempt = 0
+        while attempt < MAX_RETRIES:
             request = urllib.request.Request(  # noqa: S310 - a URL the researcher gave
                 self.base_url + path, data=data, headers=headers, method="POST" if data else "GET"
             )
@@ -100,6 +104,10 @@ class _Client:
                 with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as reply:  # noqa: S310
                     return json.loads(reply.read())
             except urllib.error.HTTPError as error:
+                if error.code == 429:  # over a rate limit, nothing stored: wait, send again
+                    time.sleep(_retry_after(error))
+                    self.retries += 1
+                    continue
                 if error.code < 500:
                     detail = error.read().decode(errors="replace")
                     raise RehearsalError(
@@ -111,7 +119,16 @@ class _Client:
                         f"{self.base_url}: cannot reach the site: {error}"
                     ) from error
             self.retries += 1
+            attempt += 1
         raise RehearsalError(f"{path}: no answer after {MAX_RETRIES} attempts")
+
+
+def _retry_after(error: urllib.error.HTTPError) -> float:
+    try:
+        seconds = float(error.headers.get("Retry-After", "1"))
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 def _token(url: str) -> str:

@@ -8,15 +8,64 @@ import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, Any
 
 from django.conf import settings
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile
+from django.http import HttpRequest
 
 from studies.spec import SpecError, StudySpec, parse_spec
 
 # A zip may not unpack to more than this (a zip bomb stops here), nor hold more files.
 MAX_UNPACKED_BYTES = 8 * 1024**3
 MAX_MEMBERS = 100_000
+
+
+class UploadSizeLimit(FileUploadHandler):
+    """The first upload handler: skips every file of a request larger than
+    ``STUDY_UPLOAD_MAX_BYTES`` before any is written anywhere, and leaves the
+    reason in ``request.upload_refused`` for the view to show (the form fields,
+    the CSRF token among them, are still read)."""
+
+    def handle_raw_input(
+        self,
+        input_data: IO[bytes],
+        META: dict[str, str],  # noqa: N803 - Django's name
+        content_length: int,
+        boundary: str,
+        encoding: str | None = None,
+    ) -> None:
+        self.received = 0
+        self.limit = int(settings.STUDY_UPLOAD_MAX_BYTES)
+        if content_length > self.limit:
+            self._refuse(content_length)
+
+    def _refuse(self, size: int) -> None:
+        assert self.request is not None  # noqa: S101 - a request is being parsed
+        self.request.upload_refused = (  # type: ignore[attr-defined]
+            f"the upload is {size / 1024**2:,.1f} MiB; at most "
+            f"{self.limit / 1024**2:,.0f} MiB are accepted (STUDY_UPLOAD_MAX_BYTES)"
+        )
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        super().new_file(*args, **kwargs)
+        if getattr(self.request, "upload_refused", None):
+            raise SkipFile
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        self.received += len(raw_data)
+        if self.received > self.limit:  # more than the request said it holds
+            self._refuse(self.received)
+            raise SkipFile
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
+def upload_refused(request: HttpRequest) -> str | None:
+    """Why the request's files were skipped (too large), if they were."""
+    return getattr(request, "upload_refused", None)
 
 
 class UploadError(ValueError):

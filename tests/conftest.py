@@ -47,6 +47,17 @@ def _media_root(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Path
     return media
 
 
+@pytest.fixture(autouse=True)
+def _cache(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test counts its requests (rate limits) in a cache of its own, empty."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "evalsite.cache.CounterFileCache",
+            "LOCATION": str(tmp_path_factory.mktemp("cache")),
+        }
+    }
+
+
 # --- Personas ----------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from studies.services.building import study_add_stimuli, study_create
 from studies.services.errors import (
     NotAdmitted,
     ServiceError,
+    SessionExpired,
     StudyNotOpen,
     TrialNotIssued,
     VoteConflict,
@@ -50,6 +51,7 @@ __all__ = [
     "study_set_status",
     "NotAdmitted",
     "ServiceError",
+    "SessionExpired",
     "StudyNotOpen",
     "TrialNotIssued",
     "VoteConflict",

@@ -21,3 +21,7 @@ class TrialNotIssued(ServiceError):
 
 class VoteConflict(ServiceError):
     pass
+
+
+class SessionExpired(ServiceError):
+    pass

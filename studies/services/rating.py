@@ -6,6 +6,7 @@ import uuid
 from contextlib import nullcontext
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -24,6 +25,7 @@ from studies.services import rating_sql
 from studies.services.errors import (
     NotAdmitted,
     ServiceError,
+    SessionExpired,
     StudyNotOpen,
     TrialNotIssued,
     VoteConflict,
@@ -122,6 +124,8 @@ def trials_pending(*, session: RaterSession) -> list[Trial]:
     ------
     NotAdmitted
         The session has not passed the study's screening.
+    SessionExpired
+        The session (not ended) is older than ``RATER_SESSION_MAX_AGE``.
     StudyNotOpen
         A new trial is needed but the study is paused or closed.
     """
@@ -174,6 +178,7 @@ def _pending(session: RaterSession, issued_trials: list[rating_sql.SessionTrial]
         raise NotAdmitted("this session has not passed the study's screening")
     if session.has_ended:
         return []
+    _check_not_expired(session)
     study = session.study
     unanswered = [t for t in issued_trials if not t.answered][: 1 + LOOKAHEAD_TRIALS]
     stimuli = rating_sql.study_stimuli(study)
@@ -236,6 +241,9 @@ def vote_record(
     VoteConflict
         The trial already has a different vote, or the client id was used for
         another trial.
+    SessionExpired
+        A new vote (not a retry of a stored one) for a session older than
+        ``RATER_SESSION_MAX_AGE``.
     ServiceError
         A tie on a study without ties, a negative count, or a choice made
         before the study's minimum viewing time or number of flips.
@@ -270,7 +278,7 @@ def vote_record_by_token(
 
     Raises
     ------
-    TrialNotIssued, NotAdmitted, VoteConflict, ServiceError
+    TrialNotIssued, NotAdmitted, VoteConflict, SessionExpired, ServiceError
         As :func:`vote_record`.
     """
     client_vote_id = uuid.UUID(str(client_vote_id))
@@ -305,6 +313,7 @@ def _vote_store(
         if target.vote_client_id == client_vote_id:
             return _stored_vote(target.vote_id), False
         raise VoteConflict(f"trial {trial.public_id} already has a different vote")
+    _check_not_expired(session)
     _check_answer(session.study, choice=choice, response_ms=response_ms, flips=flips)
     if trial.is_golden or trial.is_practice:
         # Whether the answer was right (feedback, attention) needs the left
@@ -341,6 +350,15 @@ def _vote_store(
 
 def _stored_vote(pk: int) -> Vote:
     return Vote.objects.select_related("trial__left__condition").get(pk=pk)
+
+
+def _check_not_expired(session: RaterSession) -> None:
+    if session.has_expired():
+        hours = settings.RATER_SESSION_MAX_AGE / 3600
+        raise SessionExpired(
+            f"this session started more than {hours:g} hours ago and has expired; "
+            "it takes no more answers"
+        )
 
 
 def _check_answer(study: Study, *, choice: str, response_ms: int, flips: int) -> None:

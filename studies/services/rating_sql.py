@@ -50,6 +50,7 @@ _HOT_SESSION_FIELDS = (
     "status",
     "trials_total",
     "practice_total",
+    "started_at",
     "screening_passed_at",
     "completed_at",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -13,6 +14,7 @@ from evalsite.framing import frameable_by_mturk
 from studies import access, services
 from studies.forms import SessionStartForm
 from studies.models import Rater, RaterSession, SourceImage, Stimulus, Study
+from studies.ratelimits import rate_limited
 
 # Query parameters recruitment platforms append to the study link.
 PROLIFIC_PARAMS = {
@@ -56,8 +58,19 @@ def _entry_initial(request: HttpRequest) -> dict[str, str]:
     return {"participant": participant, "platform": Rater.Platform.DIRECT}
 
 
+def _busy(request: HttpRequest, scope: str, limit: int, retry_after: int) -> HttpResponse:
+    response = render(request, "studies/rater_busy.html", {"retry_after": retry_after}, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _no_session(request: HttpRequest, **kwargs: object) -> None:
+    return None
+
+
 @frameable_by_mturk
 @require_http_methods(["GET", "POST"])
+@rate_limited(_no_session, refuse=_busy)
 def rater_entry(request: HttpRequest, slug: str) -> HttpResponse:
     """Consent and instructions; agreeing starts (or resumes) the rater's session."""
     study = get_object_or_404(Study, slug=slug)
@@ -92,6 +105,9 @@ def rater_viewer(request: HttpRequest, slug: str) -> HttpResponse:
     session = access.rater_session_at_step(request, slug, "studies:rater_viewer")
     if not isinstance(session, RaterSession):
         return session
+    if session.has_expired():
+        context = {"study": session.study, "hours": settings.RATER_SESSION_MAX_AGE / 3600}
+        return render(request, "studies/rater_expired.html", context, status=410)
     context = {
         "study": session.study,
         "session": session,

@@ -21,7 +21,7 @@ from studies import access, selectors, services
 from studies.bundle import build_bundle
 from studies.forms import CollaboratorForm, ExclusionForm, StudyUploadForm
 from studies.models import Fit, Study, StudyBuild, StudyStatus
-from studies.uploads import UploadError, unpack_upload
+from studies.uploads import UploadError, unpack_upload, upload_refused
 
 # Files of a fit's output directory that researchers may download, by suffix.
 FIT_FILE_TYPES = {
@@ -53,6 +53,14 @@ def study_list(request: HttpRequest) -> HttpResponse:
 def study_new(request: HttpRequest) -> HttpResponse:
     """Create a study by uploading its definition file and a zip of its folders."""
     form = StudyUploadForm(request.POST or None, request.FILES or None)
+    refused = upload_refused(request) if request.method == "POST" else None
+    if refused:
+        return render(
+            request,
+            "studies/study_new.html",
+            {"form": StudyUploadForm(), "refused": refused},
+            status=413,
+        )
     if request.method == "POST" and form.is_valid():
         try:
             spec = unpack_upload(form.cleaned_data["spec"], form.cleaned_data.get("folder"))

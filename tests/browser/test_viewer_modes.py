@@ -153,3 +153,33 @@ def test_images_are_pixel_exact_on_a_high_density_display(
     assert geometry[0] == 2
     # 96 image pixels = 48 CSS pixels = 96 device pixels.
     assert geometry[1:] == [[96, 48, 48]] * 3
+
+
+def test_a_vote_refused_by_the_rate_limit_is_kept_and_sent_again_with_its_id(
+    page: Any, live_server: Any, make_study: Any, settings: Any, monkeypatch: Any
+) -> None:
+    from studies import ratelimits
+
+    window = ratelimits.WINDOW_SECONDS
+    clock = {"at": 1_000 * window + window - 0.5}  # half a second before a window ends
+    monkeypatch.setattr(ratelimits, "now", lambda: clock["at"])
+    settings.RATER_API_RATE_PER_SESSION = 1  # the viewer's first `next`, then nothing
+    settings.RATER_API_RATE_PER_ADDRESS = 0
+    study = make_study(slug="limited", trials_per_session=3)
+    _start(page, live_server, study.slug, "hasty")
+    first = _wait_ready(page)
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(
+        "() => document.querySelector('[data-status]').textContent.includes('busy')"
+    )
+    queued = page.evaluate(
+        "() => Object.keys(localStorage).filter(k => k.startsWith('codec-arena:votes:'))"
+        ".flatMap(k => JSON.parse(localStorage.getItem(k)))"
+    )
+    assert len(queued) == 1 and queued[0]["trial"] == first
+    assert not Vote.objects.exists()
+    clock["at"] += 1  # the next window: the viewer's retry (after Retry-After: 1) goes through
+    _wait_sent(page)
+    vote = Vote.objects.get()
+    assert str(vote.client_vote_id) == queued[0]["body"]["client_vote_id"]
+    assert str(vote.trial.public_id) == first

@@ -91,6 +91,7 @@ def test_docs_say_secrets_may_come_from_files() -> None:
 
 
 def _setting(env: dict[str, str], expression: str) -> subprocess.CompletedProcess[str]:
+    """``print(expression)`` in a process whose settings read ``env``."""
     clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
     clean.update(env, DJANGO_SETTINGS_MODULE="evalsite.settings")
     code = f"import django; django.setup(); from django.conf import settings; print({expression})"
@@ -114,3 +115,26 @@ def test_an_unknown_media_storage_is_named() -> None:
     result = _setting({"MEDIA_STORAGE": "ftp"}, "1")
     assert result.returncode != 0
     assert "MEDIA_STORAGE='ftp': expected 'local' or 's3'" in result.stderr
+
+
+def test_cache_url_selects_redis_and_the_default_is_shared_files() -> None:
+    result = _setting({"CACHE_URL": "redis://127.0.0.1:6379/1"}, "settings.CACHES['default']")
+    assert result.returncode == 0, result.stderr
+    assert "django.core.cache.backends.redis.RedisCache" in result.stdout
+    assert "'LOCATION': 'redis://127.0.0.1:6379/1'" in result.stdout
+    default = _setting({"VAR_DIR": "/srv/arena/var"}, "settings.CACHES['default']")
+    assert "evalsite.cache.CounterFileCache" in default.stdout
+    assert "'LOCATION': '/srv/arena/var/cache'" in default.stdout
+
+
+def test_an_unknown_cache_url_is_named() -> None:
+    result = _setting({"CACHE_URL": "memcached://x"}, "1")
+    assert result.returncode != 0
+    assert "CACHE_URL='memcached://x'" in result.stderr
+
+
+def test_logins_and_rater_sessions_last_a_day_unless_told_otherwise() -> None:
+    expression = "settings.SESSION_COOKIE_AGE, settings.RATER_SESSION_MAX_AGE"
+    assert _setting({}, expression).stdout.strip() == "86400 86400"
+    told = _setting({"SESSION_COOKIE_AGE": "3600", "RATER_SESSION_MAX_AGE": "7200"}, expression)
+    assert told.stdout.strip() == "3600 7200"

@@ -47,6 +47,11 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
 const headers = () => ({ Authorization: `Bearer ${token}`, "Content-Type": "application/json" });
 const retryDelay = (attempt) => RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)];
+// 429: over the rate limit, nothing was stored; the server says when to ask again.
+const retryAfterMs = (response, attempt) => {
+  const seconds = Number(response.headers.get("Retry-After"));
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : retryDelay(attempt);
+};
 
 function setStatus(text, className = "") {
   statusLine.textContent = text;
@@ -92,9 +97,15 @@ async function sendQueue() {
     } catch {
       response = null; // offline or server unreachable: keep the vote, retry
     }
+    if (response && response.status === 429) {
+      // Not stored: send the same vote (same client_vote_id) again later.
+      setStatus("The server is busy — your answers are kept and will be sent shortly.");
+      await sleep(retryAfterMs(response, attempt++));
+      continue;
+    }
     if (response && response.status < 500) {
-      // Stored (201, or 200 for a retry), or refused for good (4xx, which a
-      // retry cannot change): either way this vote has had its answer.
+      // Stored (201, or 200 for a retry), or refused for good (any other 4xx,
+      // which a retry cannot change): either way this vote has had its answer.
       const body = await response.json().catch(() => ({}));
       if (!response.ok) console.warn("vote refused", response.status, body);
       responses.set(item.trial, body);
@@ -130,6 +141,11 @@ async function fetchNext() {
     try {
       const response = await fetch(nextUrl, { headers: headers(), cache: "no-store" });
       if (response.ok) return await response.json();
+      if (response.status === 429) {
+        setStatus("The server is busy — one moment…");
+        await sleep(retryAfterMs(response, attempt++));
+        continue;
+      }
       const body = await response.json().catch(() => ({}));
       setStatus(body.error || `The server answered ${response.status}.`);
       if (response.status < 500) return null;
