@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 from studies import scheduling
 from studies.models import ConditionKind, RaterSession, Trial
-from studies.services import rating_sql
+from studies.services import planning, rating_sql
 
 # Golden trials are never the first counted trial: raters settle in first.
 GOLDEN_FIRST_POSITION = 1
@@ -29,6 +30,21 @@ def golden_positions(session: RaterSession) -> set[int]:
     candidates = range(GOLDEN_FIRST_POSITION, session.trials_total)
     wanted = min(round(study.golden_rate * session.trials_total), len(candidates))
     return set(_rng(session, "golden").sample(candidates, wanted))
+
+
+@dataclass
+class _LivePlanner:
+    """The study's planner with what was issued since its refresh (this call's too)."""
+
+    loaded: planning.LoadedPlanner
+    pending: dict[tuple[int, int], int]  # (low, high) condition ids -> trials
+    appearances: dict[int, int]  # condition id -> comparison trials, study-wide
+
+    def add(self, left: int, right: int, n: int = 1) -> None:
+        pair = (min(left, right), max(left, right))
+        self.pending[pair] = self.pending.get(pair, 0) + n
+        for condition in pair:
+            self.appearances[condition] = self.appearances.get(condition, 0) + n
 
 
 class TrialIssuer:
@@ -60,6 +76,8 @@ class TrialIssuer:
         self.added: dict[scheduling.PairKey, int] = {}
         self._per_image: dict[int, int] | None = None
         self._pairs: dict[int, dict[scheduling.PairKey, int]] = {}
+        self._live: _LivePlanner | None = None
+        self._live_read = False
 
     def _saw(self, image_id: int, left: int, right: int) -> None:
         self.seen.add(scheduling.pair_key(image_id, left, right))
@@ -85,8 +103,30 @@ class TrialIssuer:
             self._pairs[image_id] = rating_sql.issued_on_image(self.study.pk, image_id)
         return self._pairs[image_id]
 
+    def _live_planner(self) -> _LivePlanner | None:
+        """The active planner and its pending trials, read once per call; None for a
+        balanced study, before the first refresh, or when the stored planner does not
+        fit the study (issuing then follows the balanced rule)."""
+        if self._live_read:
+            return self._live
+        self._live_read = True
+        if not self.study.is_active_sampling:
+            return None
+        loaded = planning.loaded_planner(self.study)
+        if loaded is None or loaded.condition_ids != frozenset(self.stimuli.study_conditions):
+            return None
+        live = _LivePlanner(loaded=loaded, pending={}, appearances=dict(loaded.appearances))
+        condition_of = self.stimuli.condition_of
+        for left, right, n in rating_sql.pairs_issued_since(self.study.pk, loaded.trial_watermark):
+            live.add(condition_of[left], condition_of[right], n)
+        self._live = live
+        return live
+
     def _issue_comparison(self, *, position: int) -> Trial | None:
         rng = _rng(self.session, position)
+        live = self._live_planner()
+        if live is not None:
+            return self._issue_active(position=position, live=live, rng=rng)
         conditions = self.stimuli.study_conditions
         image_id = scheduling.choose_image(
             image_ids=self.stimuli.image_ids,
@@ -109,6 +149,32 @@ class TrialIssuer:
         left, right = choice.left_condition_id, choice.right_condition_id
         key = scheduling.pair_key(image_id, left, right)
         pairs[key] = pairs.get(key, 0) + 1
+        per_image = self._issued_per_image()
+        per_image[image_id] = per_image.get(image_id, 0) + 1
+        self.added[key] = self.added.get(key, 0) + 1
+        self._saw(image_id, left, right)
+        return self._create(position=position, image_id=image_id, left=left, right=right, rng=rng)
+
+    def _issue_active(
+        self, *, position: int, live: _LivePlanner, rng: random.Random
+    ) -> Trial | None:
+        """Strategy ``active``: the planner's choice (docs/rating.md), under the same
+        rater-level rules as the balanced one (one image, no pair twice, sides)."""
+        choice = live.loaded.planner.choose(
+            image_ids=self.stimuli.image_ids,
+            issued_per_image=self._issued_per_image(),
+            seen_by_rater=self.seen,
+            rng=rng,
+            side_balance=self.side_balance,
+            pending=live.pending,
+            appearances=live.appearances,
+        )
+        if choice is None:
+            return None
+        image_id = choice.image_id
+        left, right = choice.left_condition_id, choice.right_condition_id
+        live.add(left, right)
+        key = scheduling.pair_key(image_id, left, right)
         per_image = self._issued_per_image()
         per_image[image_id] = per_image.get(image_id, 0) + 1
         self.added[key] = self.added.get(key, 0) + 1
