@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from analysis.active import ActivePlanner, PlannerSettings
@@ -293,6 +294,37 @@ def test_a_refresh_stores_the_planner_widths_and_forecast_with_the_counts_it_saw
     assert loaded.planner.n_votes == 36
 
 
+def test_the_study_page_shows_the_widths_and_the_forecast_with_when_they_were_computed(
+    client: Client, owner: Any, make_study: Any
+) -> None:
+    study, refresh = _forecast_study(make_study)
+    (webp,) = refresh.summary["codecs"]
+    forecast = refresh.summary["forecast"]
+    client.force_login(owner)
+    page = client.get(f"/studies/{study.slug}/").content.decode()
+    rule = page.split('id="stopping-rule"')[1].split("<h2>Analysis</h2>")[0]
+    assert "within <strong>±5</strong> points" in rule
+    row = rule.split('data-codec="webp"')[1].split("</tr>")[0]
+    assert f"±{webp['halfwidth']:.1f}" in row
+    shown = rule.split('id="forecast"')[1].split("</p>")[0]
+    assert f"about <strong>{forecast['votes']:,.0f}</strong> more votes" in shown
+    assert refresh.finished_at is not None
+    computed = timezone.localtime(refresh.finished_at).strftime("%Y-%m-%d %H:%M")
+    assert f"Computed {computed} from 36 counted votes (refresh #{refresh.pk}" in shown
+
+
+def test_the_study_page_says_when_the_first_refresh_comes(
+    client: Client, owner: Any, make_study: Any
+) -> None:
+    study = make_study(slug="early", sampling_strategy="active", refresh_every=50)
+    client.force_login(owner)
+    page = client.get(f"/studies/{study.slug}/").content.decode()
+    assert "No refresh yet: the first runs after 50 counted votes" in page
+    assert "pairs are chosen by the balanced rule" in page
+    balanced = make_study(slug="plain")
+    assert 'id="stopping-rule"' not in client.get(f"/studies/{balanced.slug}/").content.decode()
+
+
 def test_a_study_with_auto_close_closes_itself_when_every_interval_meets_the_target(
     make_study: Any,
 ) -> None:
@@ -344,6 +376,21 @@ def test_a_study_without_auto_close_stays_open_past_its_target_and_budget(
     assert planning.stopping_reason(
         study=study, halfwidths={"webp": 1.0}, counted_votes=refresh.n_votes
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fit_applies_the_stopping_rule_too(make_study: Any, run_worker: Any) -> None:
+    study = make_study(slug="fit-closes", trials_per_session=6, vote_budget=6, auto_close=True)
+    study.refresh_every = 1000  # no refresh: the fit alone closes it
+    study.save(update_fields=["refresh_every"])
+    _rate(study, "p0")
+    fit = services.fit_request(study=study, fast=True)
+    run_worker()
+    fit.refresh_from_db()
+    assert fit.status == "succeeded", fit.error
+    study.refresh_from_db()
+    assert study.status == StudyStatus.CLOSED
+    assert study.closed_reason.startswith(f"Closed itself after fit #{fit.pk}: the vote budget")
 
 
 def test_closing_records_the_reason_given(study: Study, make_study: Any) -> None:
