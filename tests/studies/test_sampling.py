@@ -9,15 +9,14 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
 import pytest
 from django.test import Client
 from django.utils import timezone
 
 from analysis.active import ActivePlanner, PlannerSettings
-from studies import scheduling, selectors, services
+from studies import scheduling, services
 from studies.models import PlannerRefresh, RaterSession, Study, StudyStatus, Trial
-from studies.services import planning, rating_sql
+from studies.services import planning
 
 # The small study's conditions from worst to best (their SSIMULACRA 2 on both images):
 # simulated raters pick the better one, so the curves overlap and BD-rates exist.
@@ -64,45 +63,6 @@ def _trials(study: Study) -> list[Trial]:
     )
 
 
-def _store_planner(
-    study: Study,
-    *,
-    settings: PlannerSettings,
-    appearances: dict[str, int] | None = None,
-) -> PlannerRefresh:
-    """A successful refresh with a planner from a known posterior (webp uncertain, jpeg
-    known), as the refresh task would store it, made the study's current one."""
-    conditions = selectors.conditions_frame(study)
-    order = ["jpeg-r1", "jpeg-r2", "webp-r1", "webp-r2"]
-    points = (
-        conditions.groupby("condition")
-        .agg(codec=("codec", "first"), bpp=("bpp", "mean"))
-        .loc[order]
-    ).reset_index()
-    ids = _names(study)
-    by_name = {name: pk for pk, name in ids.items()}
-    planner = ActivePlanner.from_posterior(
-        np.array([-300.0, 0.0, -150.0, 150.0]),
-        np.diag([10.0, 10.0, 150.0, 150.0]) ** 2,
-        points,
-        anchor="jpeg",
-        condition_ids=[by_name[name] for name in order],
-        settings=settings,
-        random_seed=1,
-    )
-    refresh = PlannerRefresh.objects.create(
-        study=study,
-        status=PlannerRefresh.Status.SUCCEEDED,
-        trial_watermark=rating_sql.max_trial_id(),
-        appearances={str(by_name[n]): c for n, c in (appearances or {}).items()},
-        planner=planner.to_bytes(),
-        summary={"codecs": []},
-    )
-    Study.objects.filter(pk=study.pk).update(planner=refresh)
-    study.refresh_from_db()
-    return refresh
-
-
 def _assert_rater_rules(study: Study) -> None:
     """Every comparison shows two study conditions on one image; no rater sees a pair
     twice."""
@@ -135,9 +95,9 @@ def test_balanced_trials_keep_one_image_no_repeats_and_equal_shares(make_study: 
     assert max(shown.values()) - min(shown.values()) <= 2, shown
 
 
-def test_active_trials_keep_the_rater_rules(make_study: Any) -> None:
+def test_active_trials_keep_the_rater_rules(make_study: Any, store_planner: Any) -> None:
     study = make_study(slug="active-rules", trials_per_session=12, sampling_strategy="active")
-    _store_planner(study, settings=PlannerSettings(floor=0, exploration=0.0))
+    store_planner(study, settings=PlannerSettings(floor=0, exploration=0.0))
     for n in range(3):
         _rate(study, f"p{n}")
     _assert_rater_rules(study)
@@ -174,9 +134,10 @@ def test_an_active_study_issues_balanced_trials_before_its_first_refresh(make_st
 
 def test_an_active_study_falls_back_to_balanced_when_its_planner_is_missing(
     make_study: Any,
+    store_planner: Any,
 ) -> None:
     study = make_study(slug="lost", trials_per_session=4, sampling_strategy="active")
-    refresh = _store_planner(study, settings=PlannerSettings())
+    refresh = store_planner(study, settings=PlannerSettings())
     PlannerRefresh.objects.filter(pk=refresh.pk).update(planner=b"")
     planning._PLANNERS.clear()
     assert planning.loaded_planner(study) is None
@@ -186,11 +147,12 @@ def test_an_active_study_falls_back_to_balanced_when_its_planner_is_missing(
 
 def test_the_floor_pairs_a_condition_below_it_first_counting_trials_since_the_refresh(
     make_study: Any,
+    store_planner: Any,
 ) -> None:
     study = make_study(slug="floor", trials_per_session=2, sampling_strategy="active")
     floor = 4
     # At the refresh, every condition but webp-r2 had been shown often.
-    _store_planner(
+    store_planner(
         study,
         settings=PlannerSettings(floor=floor, exploration=0.0),
         appearances={"jpeg-r1": 50, "jpeg-r2": 50, "webp-r1": 50, "webp-r2": 0},
@@ -203,9 +165,11 @@ def test_the_floor_pairs_a_condition_below_it_first_counting_trials_since_the_re
     assert not all(with_it)
 
 
-def test_without_a_floor_the_planner_follows_its_scores(make_study: Any) -> None:
+def test_without_a_floor_the_planner_follows_its_scores(
+    make_study: Any, store_planner: Any
+) -> None:
     study = make_study(slug="no-floor", trials_per_session=2, sampling_strategy="active")
-    refresh = _store_planner(study, settings=PlannerSettings(floor=0, exploration=0.0))
+    refresh = store_planner(study, settings=PlannerSettings(floor=0, exploration=0.0))
     trials = [t for n in range(4) for t in _rate(study, f"p{n}")]
     loaded = planning.loaded_planner(study)
     assert loaded is not None and loaded.refresh_id == refresh.pk
