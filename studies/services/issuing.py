@@ -123,10 +123,47 @@ class TrialIssuer:
         return live
 
     def _issue_comparison(self, *, position: int) -> Trial | None:
+        chosen = self.choose_comparison(position=position)
+        if chosen is None:
+            return None
+        choice, rng = chosen
+        return self._create(
+            position=position,
+            image_id=choice.image_id,
+            left=choice.left_condition_id,
+            right=choice.right_condition_id,
+            rng=rng,
+        )
+
+    def choose_comparison(
+        self, *, position: int
+    ) -> tuple[scheduling.PairChoice, random.Random] | None:
+        """The pair of the comparison trial at ``position`` by the study's strategy, and the
+        seeded random source that goes on to choose its crop; None if the rater has seen
+        every pair. The pair counts as issued by this call from now on (the trial itself
+        is stored by the caller)."""
         rng = _rng(self.session, position)
         live = self._live_planner()
+        choice = (
+            self._choose_balanced(rng) if live is None else self._choose_active(live=live, rng=rng)
+        )
+        if choice is None:
+            return None
+        image_id, left, right = choice.image_id, choice.left_condition_id, choice.right_condition_id
         if live is not None:
-            return self._issue_active(position=position, live=live, rng=rng)
+            live.add(left, right)
+        key = scheduling.pair_key(image_id, left, right)
+        if image_id in self._pairs:
+            pairs = self._pairs[image_id]
+            pairs[key] = pairs.get(key, 0) + 1
+        per_image = self._issued_per_image()
+        per_image[image_id] = per_image.get(image_id, 0) + 1
+        self.added[key] = self.added.get(key, 0) + 1
+        self._saw(image_id, left, right)
+        return choice, rng
+
+    def _choose_balanced(self, rng: random.Random) -> scheduling.PairChoice | None:
+        """Strategy ``balanced`` (docs/rating.md), reading the counts of one image."""
         conditions = self.stimuli.study_conditions
         image_id = scheduling.choose_image(
             image_ids=self.stimuli.image_ids,
@@ -137,27 +174,18 @@ class TrialIssuer:
         )
         if image_id is None:
             return None
-        pairs = self._issued_on(image_id)
-        choice = scheduling.choose_pair_on_image(
+        return scheduling.choose_pair_on_image(
             image_id=image_id,
             condition_ids=conditions,
-            issued=scheduling.IssuedCounts(pairs=pairs),
+            issued=scheduling.IssuedCounts(pairs=self._issued_on(image_id)),
             seen_by_rater=self.seen,
             side_balance=self.side_balance,
             rng=rng,
         )
-        left, right = choice.left_condition_id, choice.right_condition_id
-        key = scheduling.pair_key(image_id, left, right)
-        pairs[key] = pairs.get(key, 0) + 1
-        per_image = self._issued_per_image()
-        per_image[image_id] = per_image.get(image_id, 0) + 1
-        self.added[key] = self.added.get(key, 0) + 1
-        self._saw(image_id, left, right)
-        return self._create(position=position, image_id=image_id, left=left, right=right, rng=rng)
 
-    def _issue_active(
-        self, *, position: int, live: _LivePlanner, rng: random.Random
-    ) -> Trial | None:
+    def _choose_active(
+        self, *, live: _LivePlanner, rng: random.Random
+    ) -> scheduling.PairChoice | None:
         """Strategy ``active``: the planner's choice (docs/rating.md), under the same
         rater-level rules as the balanced one (one image, no pair twice, sides)."""
         choice = live.loaded.planner.choose(
@@ -171,15 +199,11 @@ class TrialIssuer:
         )
         if choice is None:
             return None
-        image_id = choice.image_id
-        left, right = choice.left_condition_id, choice.right_condition_id
-        live.add(left, right)
-        key = scheduling.pair_key(image_id, left, right)
-        per_image = self._issued_per_image()
-        per_image[image_id] = per_image.get(image_id, 0) + 1
-        self.added[key] = self.added.get(key, 0) + 1
-        self._saw(image_id, left, right)
-        return self._create(position=position, image_id=image_id, left=left, right=right, rng=rng)
+        return scheduling.PairChoice(
+            image_id=choice.image_id,
+            left_condition_id=choice.left_condition_id,
+            right_condition_id=choice.right_condition_id,
+        )
 
     def _issue_golden(self, *, position: int, practice: bool) -> Trial:
         """The original against a heavily degraded version, on a random image."""
