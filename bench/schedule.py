@@ -78,7 +78,9 @@ def _setup(args: argparse.Namespace) -> None:
     call_command("migrate", verbosity=0)
 
 
-def _build_study(args: argparse.Namespace, strategy: str) -> Any:
+def _build_study(
+    args: argparse.Namespace, strategy: str
+) -> tuple[Any, dict[tuple[int, int, int], int]]:
     from django.contrib.auth import get_user_model
 
     from studies.models import Condition, PairIssueCount, SourceImage, Stimulus, Study
@@ -124,7 +126,7 @@ def _build_study(args: argparse.Namespace, strategy: str) -> Any:
             file="none.png",
             sha256="0" * 64,
             bitstream_bytes=100,
-            bpp=condition.target_bpp,
+            bpp=_bpp(int(condition.codec[1:]), condition.rate_index, rates),
             codec_library="bench",
             codec_version="0",
         )
@@ -151,7 +153,14 @@ def _build_study(args: argparse.Namespace, strategy: str) -> Any:
         ),
         batch_size=2000,
     )
-    return study
+    return study, history
+
+
+def _per_image(history: dict[tuple[int, int, int], int]) -> dict[int, int]:
+    totals: dict[int, int] = {}
+    for (image_id, _, _), n in history.items():
+        totals[image_id] = totals.get(image_id, 0) + n
+    return totals
 
 
 def _bpp(codec: int, rate: int, rates: int) -> float:
@@ -159,7 +168,7 @@ def _bpp(codec: int, rate: int, rates: int) -> float:
     return 0.1 * 2 ** (4 * rate / max(1, rates - 1)) * (1.0 - 0.03 * codec)
 
 
-def _store_planner(study: Any) -> dict[str, float]:
+def _store_planner(study: Any, history: dict[tuple[int, int, int], int]) -> dict[str, float]:
     import pandas as pd
 
     from analysis.active import ActivePlanner
@@ -178,10 +187,13 @@ def _store_planner(study: Any) -> dict[str, float]:
     bpp = points["bpp"].to_numpy()
     mean = ELO_PER_DOUBLING * np.log2(bpp / 0.1) + 20.0 * codec_index
     mean -= mean.mean()
+    # A dense covariance, as a fit's: independent noise plus shared directions.
+    shared = np.random.default_rng(1).normal(scale=SD_ELO / 5, size=(len(conditions), 20))
+    covariance = np.eye(len(conditions)) * SD_ELO**2 + shared @ shared.T
     started = time.perf_counter()
     planner = ActivePlanner.from_posterior(
         mean,
-        np.eye(len(conditions)) * SD_ELO**2,
+        covariance,
         points,
         anchor="c00",
         condition_ids=[c.pk for c in conditions],
@@ -195,6 +207,7 @@ def _store_planner(study: Any) -> dict[str, float]:
         status="succeeded",
         trial_watermark=rating_sql.max_trial_id(),
         appearances={str(c.pk): FLOOR_PASSED for c in conditions},
+        image_trials={str(i): n for i, n in _per_image(history).items()},
         planner=blob,
     )
     Study.objects.filter(pk=study.pk).update(planner=refresh)
@@ -286,8 +299,8 @@ def main() -> None:
     print("| strategy | call | p50 ms | p99 ms | max ms | n |")
     print("|---|---|---|---|---|---|")
     for strategy in args.strategies.split(","):
-        study = _build_study(args, strategy)
-        extra = _store_planner(study) if strategy == "active" else None
+        study, history = _build_study(args, strategy)
+        extra = _store_planner(study, history) if strategy == "active" else None
         try:
             times = _run(study, args)
         finally:

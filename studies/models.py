@@ -724,6 +724,11 @@ class PlannerRefresh(models.Model):
     appearances = models.JSONField(
         default=dict, blank=True, help_text="Comparison trials per condition id, to the watermark."
     )
+    image_trials = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Comparison trials per image id, to the watermark.",
+    )
     planner = models.BinaryField(blank=True, default=b"", help_text="ActivePlanner.to_bytes().")
     summary = models.JSONField(
         default=dict, blank=True, help_text="Per codec: BD-rate, half-width, forecast."

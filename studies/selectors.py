@@ -129,18 +129,23 @@ def conditions_frame(study: Study) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=columns)
 
 
-def comparison_appearances(study: Study, *, up_to: int) -> tuple[dict[int, int], int]:
+def comparison_appearances(
+    study: Study, *, up_to: int
+) -> tuple[dict[int, int], dict[int, int], int]:
     """Comparison trials (not golden, not practice) of the study with ids up to ``up_to``:
-    per condition id, how many showed it, and how many there are."""
+    per condition id how many showed it, per source image id how many there are, and
+    their number."""
     counts: Counter[int] = Counter()
+    per_image: Counter[int] = Counter()
     n_trials = 0
-    for left, right in Trial.objects.filter(
+    for image, left, right in Trial.objects.filter(
         session__study=study, is_golden=False, is_practice=False, pk__lte=up_to
-    ).values_list("left__condition_id", "right__condition_id"):
+    ).values_list("source_image_id", "left__condition_id", "right__condition_id"):
         counts[left] += 1
         counts[right] += 1
+        per_image[image] += 1
         n_trials += 1
-    return dict(counts), n_trials
+    return dict(counts), dict(per_image), n_trials
 
 
 def latest_refresh(study: Study) -> PlannerRefresh | None:

@@ -116,9 +116,16 @@ class TrialIssuer:
         if loaded is None or loaded.condition_ids != frozenset(self.stimuli.study_conditions):
             return None
         live = _LivePlanner(loaded=loaded, pending={}, appearances=dict(loaded.appearances))
+        # The trials per image too come from the refresh and the trials since, not from
+        # a scan of the study's pair counts.
+        per_image = dict(loaded.image_trials)
         condition_of = self.stimuli.condition_of
-        for left, right, n in rating_sql.pairs_issued_since(self.study.pk, loaded.trial_watermark):
+        for image_id, left, right, n in rating_sql.pairs_issued_since(
+            self.study.pk, loaded.trial_watermark
+        ):
             live.add(condition_of[left], condition_of[right], n)
+            per_image[image_id] = per_image.get(image_id, 0) + n
+        self._per_image = per_image
         self._live = live
         return live
 

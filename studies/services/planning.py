@@ -134,8 +134,11 @@ def planner_refresh_run(*, refresh_id: int) -> PlannerRefresh:
     # The watermark first: trials issued while the votes are read count as pending too
     # (at worst a trial is both fitted and pending, which only spreads the next choices).
     refresh.trial_watermark = rating_sql.max_trial_id()
-    appearances, n_trials = selectors.comparison_appearances(study, up_to=refresh.trial_watermark)
+    appearances, per_image, n_trials = selectors.comparison_appearances(
+        study, up_to=refresh.trial_watermark
+    )
     refresh.appearances = {str(c): n for c, n in appearances.items()}
+    refresh.image_trials = {str(i): n for i, n in per_image.items()}
     refresh.n_trials = n_trials
     all_votes = selectors.votes_frame(study)
     excluded = set(selectors.exclusions_frame(study)["rater"])
@@ -190,6 +193,7 @@ def _refresh_end(refresh: PlannerRefresh, status: RefreshStatus, *, error: str =
             "finished_at",
             "trial_watermark",
             "appearances",
+            "image_trials",
             "n_trials",
             "n_votes",
             "planner",
@@ -321,6 +325,7 @@ class LoadedPlanner:
     planner: ActivePlanner
     trial_watermark: int
     appearances: dict[int, int]
+    image_trials: dict[int, int]
     condition_ids: frozenset[int]
 
 
@@ -351,12 +356,12 @@ def _load(refresh_id: int) -> LoadedPlanner | None:
 
     row = (
         PlannerRefresh.objects.filter(pk=refresh_id, status=RefreshStatus.SUCCEEDED)
-        .values_list("planner", "trial_watermark", "appearances")
+        .values_list("planner", "trial_watermark", "appearances", "image_trials")
         .first()
     )
     if row is None or not row[0]:
         return None
-    blob, watermark, appearances = row
+    blob, watermark, appearances, image_trials = row
     try:
         planner = ActivePlanner.from_bytes(bytes(blob))
     except (ValueError, KeyError, OSError) as exc:
@@ -367,5 +372,6 @@ def _load(refresh_id: int) -> LoadedPlanner | None:
         planner=planner,
         trial_watermark=int(watermark),
         appearances={int(c): int(n) for c, n in appearances.items()},
+        image_trials={int(i): int(n) for i, n in image_trials.items()},
         condition_ids=frozenset(int(c) for c in planner.condition_ids),
     )

@@ -420,19 +420,19 @@ def count_issued_pairs(study_id: int, added: dict[tuple[int, int, int], int]) ->
 def _pairs_issued_since_sql(vendor: str) -> str:
     # The trial's primary key bounds the scan to the trials issued since the refresh.
     return raw_sql.sql(
-        "SELECT t.left_id, t.right_id, COUNT(*) FROM {trial} t "
+        "SELECT t.source_image_id, t.left_id, t.right_id, COUNT(*) FROM {trial} t "
         "JOIN {session} s ON s.id = t.session_id "
         "WHERE t.id > %s AND s.study_id = %s AND NOT t.is_golden AND NOT t.is_practice "
-        "GROUP BY t.left_id, t.right_id"
+        "GROUP BY t.source_image_id, t.left_id, t.right_id"
     )
 
 
-def pairs_issued_since(study_id: int, trial_id: int) -> list[tuple[int, int, int]]:
-    """Comparison trials of the study with ids above ``trial_id``: (left stimulus,
-    right stimulus, how many)."""
+def pairs_issued_since(study_id: int, trial_id: int) -> list[tuple[int, int, int, int]]:
+    """Comparison trials of the study with ids above ``trial_id``: (source image, left
+    stimulus, right stimulus, how many)."""
     with connection.cursor() as cursor:
         cursor.execute(_pairs_issued_since_sql(connection.vendor), [trial_id, study_id])
-        return [(int(a), int(b), int(n)) for a, b, n in cursor.fetchall()]
+        return [(int(i), int(a), int(b), int(n)) for i, a, b, n in cursor.fetchall()]
 
 
 @functools.cache

@@ -101,6 +101,9 @@ def test_active_trials_keep_the_rater_rules(make_study: Any, store_planner: Any)
     for n in range(3):
         _rate(study, f"p{n}")
     _assert_rater_rules(study)
+    # The least used image first, counting the trials since the refresh.
+    per_image = Counter(t.source_image_id for t in _trials(study))
+    assert max(per_image.values()) - min(per_image.values()) <= 1, per_image
     for session in RaterSession.objects.filter(study=study):
         balance: Counter[int] = Counter()
         for trial in _trials(study):
@@ -249,6 +252,7 @@ def test_a_refresh_stores_the_planner_widths_and_forecast_with_the_counts_it_saw
     assert study.planner_id == refresh.pk and study.status == StudyStatus.OPEN
     assert refresh.n_votes == 36 and refresh.n_trials == 36
     assert sum(refresh.appearances.values()) == 72
+    assert sum(refresh.image_trials.values()) == 36 and len(refresh.image_trials) == 2
     (webp,) = refresh.summary["codecs"]
     assert webp["codec"] == "webp" and webp["halfwidth"] > 5.0 and not webp["met"]
     forecast = refresh.summary["forecast"]
