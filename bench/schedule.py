@@ -25,7 +25,9 @@ warm-up. Then ``--raters`` sessions take ``--rounds`` trials each, in turn; per 
 - ``next``: after a vote, ``services.trials_pending_by_token``, the whole ``next`` call of
   the rater API without HTTP: read the session, choose, store the trial, count the pair;
 - baseline, in the same run: the same ``next`` call again at once, which finds its two
-  trials waiting and only reads (the floor of the path without any choosing).
+  trials waiting and only reads (the floor of the path without any choosing);
+- ``vote``: the vote before that ``next`` (``services.vote_record_by_token``), which for
+  an active study also checks whether a refresh is due (one statement).
 
 The planner's load (``ActivePlanner.from_bytes`` of the stored ``.npz``, once per version
 and web process) and its build (in the refresh task) are timed once.
@@ -226,7 +228,7 @@ def _run(study: Any, args: argparse.Namespace) -> dict[str, list[float]]:
     from studies.services import planning, rating_sql
     from studies.services.issuing import TrialIssuer
 
-    times: dict[str, list[float]] = {"choose": [], "next": [], "baseline": []}
+    times: dict[str, list[float]] = {"choose": [], "next": [], "baseline": [], "vote": []}
     sessions = [
         services.rater_session_start(study=study, platform="direct", participant=f"r{n}")[0]
         for n in range(args.raters)
@@ -246,6 +248,7 @@ def _run(study: Any, args: argparse.Namespace) -> dict[str, list[float]]:
 
             pending = services.trials_pending_by_token(token=session.token)
             assert pending is not None and pending[1]
+            tick = time.perf_counter()
             services.vote_record_by_token(
                 token=session.token,
                 trial_id=pending[1][0].public_id,
@@ -254,6 +257,7 @@ def _run(study: Any, args: argparse.Namespace) -> dict[str, list[float]]:
                 response_ms=900,
                 flips=0,
             )
+            times["vote"].append(time.perf_counter() - tick)
             tick = time.perf_counter()
             after = services.trials_pending_by_token(token=session.token)
             times["next"].append(time.perf_counter() - tick)
@@ -305,7 +309,7 @@ def main() -> None:
             times = _run(study, args)
         finally:
             _cleanup(study)
-        for call in ("choose", "next", "baseline"):
+        for call in ("choose", "next", "baseline", "vote"):
             ms = 1000 * np.asarray(times[call])
             label = "next (read only): baseline" if call == "baseline" else call
             print(
