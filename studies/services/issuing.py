@@ -53,7 +53,10 @@ class TrialIssuer:
     The study-wide counts of issued pairs come from ``PairIssueCount`` (one
     aggregate over the study, then the rows of the image the scheduler
     chose), never from a scan of the study's trials; this call's own trials
-    are added in memory and written by :meth:`save_counts`.
+    are added in memory and written by :meth:`save_counts`. For an active
+    study with a planner, the counts per image and per condition are the
+    refresh's plus the trials issued since it (one statement bounded by the
+    trial table's primary key), so the pair counts are only written.
     """
 
     def __init__(
