@@ -716,7 +716,8 @@ class PlannerRefresh(models.Model):
         default=0, help_text="Highest trial id of the study when the votes were read."
     )
     n_votes = models.PositiveIntegerField(
-        default=0, help_text="Counted votes of the study when requested, then in the fit."
+        default=0,
+        help_text="Counted votes of the study (golden ones too) when the votes were read.",
     )
     n_trials = models.PositiveIntegerField(
         default=0, help_text="Comparison trials issued up to the watermark."
