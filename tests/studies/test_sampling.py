@@ -277,7 +277,7 @@ def test_the_study_page_shows_the_widths_and_the_forecast_with_when_they_were_co
     shown = rule.split('id="forecast"')[1].split("</p>")[0]
     assert f"about <strong>{forecast['votes']:,.0f}</strong> more votes" in shown
     assert refresh.finished_at is not None
-    computed = timezone.localtime(refresh.finished_at).strftime("%Y-%m-%d %H:%M")
+    computed = timezone.localtime(refresh.finished_at).strftime("%Y-%m-%d %H:%M %Z")
     assert f"Computed {computed} from 36 counted votes (refresh #{refresh.pk}" in shown
 
 
