@@ -10,6 +10,7 @@ from studies.models import (
     Exclusion,
     Fit,
     PairIssueCount,
+    PlannerRefresh,
     Rater,
     RaterSession,
     SourceImage,
@@ -97,6 +98,15 @@ class VoteAdmin(ReadOnlyAdmin):
 class FitAdmin(ReadOnlyAdmin):
     list_display = ["pk", "study", "status", "n_votes", "created_at", "finished_at"]
     list_filter = ["study", "status"]
+
+
+@admin.register(PlannerRefresh)
+class PlannerRefreshAdmin(ReadOnlyAdmin):
+    """Background refreshes of a study's posterior; the stored planner is not shown."""
+
+    list_display = ["pk", "study", "status", "n_votes", "created_at", "finished_at"]
+    list_filter = ["status"]
+    exclude = ["planner"]
 
 
 @admin.register(Exclusion)

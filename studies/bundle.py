@@ -107,6 +107,9 @@ def study_settings(study: Study) -> dict[str, Any]:
         "sampling_strategy",
         "target_halfwidth",
         "vote_budget",
+        "refresh_every",
+        "auto_close",
+        "closed_reason",
         "seed",
     ]
     return {

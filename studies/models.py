@@ -44,6 +44,7 @@ def new_study_seed() -> int:
 
 class SamplingStrategy(models.TextChoices):
     BALANCED = "balanced", "Balanced random pairs within each image"
+    ACTIVE = "active", "Active: the pair that narrows the BD-rate intervals most"
 
 
 # Choices are module-level classes (each model keeps a nested alias, e.g.
@@ -97,6 +98,13 @@ class Study(models.Model):
     DEFAULT_GOLDEN_RATE = 0.1
     GOLDEN_FAILURES_ALLOWED = 1
     DEFAULT_PRACTICE_TRIALS = 2
+    # Counted votes between two background refreshes of the posterior (the active
+    # planner, the interval widths and the forecast): a Laplace fit takes 1-3 s, so
+    # at a few votes per second a refresh every 200 votes keeps the planner less
+    # than a minute behind without keeping the worker busy.
+    DEFAULT_REFRESH_EVERY = 200
+
+    SamplingStrategy = SamplingStrategy
 
     slug = models.SlugField(max_length=64, unique=True)
     title = models.CharField(max_length=200)
@@ -156,6 +164,25 @@ class Study(models.Model):
     vote_budget = models.PositiveIntegerField(
         null=True, blank=True, help_text="Votes to collect at most."
     )
+    refresh_every = models.PositiveIntegerField(
+        default=DEFAULT_REFRESH_EVERY,
+        help_text="Counted votes between background refreshes of the posterior and forecast.",
+    )
+    auto_close = models.BooleanField(
+        default=False,
+        help_text="Close the study when every interval meets the target or at the vote budget.",
+    )
+    closed_reason = models.CharField(
+        max_length=300, blank=True, help_text="Why the study was closed, when it closed itself."
+    )
+    planner = models.ForeignKey(
+        "PlannerRefresh",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The latest refresh whose planner issues the trials of an active study.",
+    )
     spec_text = models.TextField(blank=True, help_text="The study definition file, as given.")
     collaborators = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="shared_studies"
@@ -180,6 +207,13 @@ class Study(models.Model):
             models.CheckConstraint(
                 condition=Q(golden_rate__gte=0) & Q(golden_rate__lt=1),
                 name="study_golden_rate_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(sampling_strategy__in=SamplingStrategy.values),
+                name="study_sampling_strategy_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(refresh_every__gt=0), name="study_refresh_every_positive"
             ),
         ]
 
@@ -208,6 +242,20 @@ class Study(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+    @property
+    def is_active_sampling(self) -> bool:
+        return self.sampling_strategy == SamplingStrategy.ACTIVE
+
+    @property
+    def needs_refreshes(self) -> bool:
+        """Does the study refresh its posterior in the background: to issue trials
+        (strategy ``active``) or to show and apply its stopping rule?"""
+        return (
+            self.is_active_sampling
+            or self.target_halfwidth is not None
+            or self.vote_budget is not None
+        )
 
 
 class SourceImage(models.Model):
@@ -646,3 +694,79 @@ class StudyBuild(models.Model):
     @property
     def percent(self) -> int:
         return round(100 * self.done / self.total) if self.total else 0
+
+
+class RefreshStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class PlannerRefresh(models.Model):
+    """One background refresh of a study's posterior: the active planner, the interval
+    widths and the forecast of the votes still needed (docs/rating.md).
+
+    Requested when ``Study.refresh_every`` counted votes have arrived since the
+    previous one (at most one queued or running per study); the task fits the votes
+    with the fast Laplace fit and stores the planner (``analysis.active``'s
+    ``.npz``, no pickles) in ``planner``. ``trial_watermark`` is the highest trial id
+    of the study when the votes were read: trials above it are the planner's
+    ``pending`` trials, and counted votes on them bring the next refresh.
+    """
+
+    Status = RefreshStatus
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="refreshes")
+    status = models.CharField(
+        max_length=16, choices=RefreshStatus.choices, default=RefreshStatus.QUEUED
+    )
+    trial_watermark = models.PositiveBigIntegerField(
+        default=0, help_text="Highest trial id of the study when the votes were read."
+    )
+    n_votes = models.PositiveIntegerField(
+        default=0,
+        help_text="Counted votes of the study (golden ones too) when the votes were read.",
+    )
+    n_trials = models.PositiveIntegerField(
+        default=0, help_text="Comparison trials issued up to the watermark."
+    )
+    appearances = models.JSONField(
+        default=dict, blank=True, help_text="Comparison trials per condition id, to the watermark."
+    )
+    image_trials = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Comparison trials per image id, to the watermark.",
+    )
+    planner = models.BinaryField(blank=True, default=b"", help_text="ActivePlanner.to_bytes().")
+    summary = models.JSONField(
+        default=dict, blank=True, help_text="Per codec: BD-rate, half-width, forecast."
+    )
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        get_latest_by = "created_at"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=RefreshStatus.values), name="refresh_status_valid"
+            ),
+            # Requesting is guarded by this: concurrent votes enqueue one refresh.
+            models.UniqueConstraint(
+                fields=["study"],
+                condition=Q(status__in=[RefreshStatus.QUEUED, RefreshStatus.RUNNING]),
+                name="refresh_one_in_flight_per_study",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"refresh {self.pk} of {self.study.slug} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}

@@ -14,7 +14,16 @@ import pandas as pd
 from django.conf import settings
 from django.db.models import Count, Q
 
-from studies.models import ConditionKind, Exclusion, RaterSession, Stimulus, Study, Vote
+from studies.models import (
+    ConditionKind,
+    Exclusion,
+    PlannerRefresh,
+    RaterSession,
+    Stimulus,
+    Study,
+    Trial,
+    Vote,
+)
 
 VOTES_EXPORT_COLUMNS = [
     "rater",
@@ -118,6 +127,35 @@ def conditions_frame(study: Study) -> pd.DataFrame:
     records = [(*row, *(metrics.get(name) for name in metric_names)) for *row, metrics in rows]
     columns = [*CONDITIONS_EXPORT_COLUMNS, *metric_names]
     return pd.DataFrame.from_records(records, columns=columns)
+
+
+def comparison_appearances(
+    study: Study, *, up_to: int
+) -> tuple[dict[int, int], dict[int, int], int]:
+    """Comparison trials (not golden, not practice) of the study with ids up to ``up_to``:
+    per condition id how many showed it, per source image id how many there are, and
+    their number."""
+    counts: Counter[int] = Counter()
+    per_image: Counter[int] = Counter()
+    n_trials = 0
+    for image, left, right in Trial.objects.filter(
+        session__study=study, is_golden=False, is_practice=False, pk__lte=up_to
+    ).values_list("source_image_id", "left__condition_id", "right__condition_id"):
+        counts[left] += 1
+        counts[right] += 1
+        per_image[image] += 1
+        n_trials += 1
+    return dict(counts), dict(per_image), n_trials
+
+
+def latest_refresh(study: Study) -> PlannerRefresh | None:
+    """The study's latest successful refresh (interval widths, forecast), if any."""
+    return (
+        PlannerRefresh.objects.filter(study=study, status=PlannerRefresh.Status.SUCCEEDED)
+        .defer("planner")
+        .order_by("-pk")
+        .first()
+    )
 
 
 def study_progress(study: Study) -> dict[str, int]:

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from codecs_adapter.external import CONFIG_KEYS
-from studies.models import RaterPlatform, Study
+from studies.models import RaterPlatform, SamplingStrategy, Study
 from studies.models import StudyDisplayMode as DisplayMode
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 CODEC_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 IMAGE_SUFFIXES = (".png",)
-SAMPLING_STRATEGIES = ("balanced",)
+SAMPLING_STRATEGIES = tuple(SamplingStrategy.values)
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,8 @@ class StudySpec:
             "sampling_strategy": sa.get("strategy"),
             "target_halfwidth": sa.get("target_halfwidth"),
             "vote_budget": sa.get("vote_budget"),
+            "refresh_every": sa.get("refresh_every"),
+            "auto_close": sa.get("auto_close"),
             "screening_required": sc.get("required"),
             "completion_code": r.get("completion_code"),
             "screen_out_code": r.get("screen_out_code"),
@@ -211,6 +213,8 @@ SECTIONS: dict[str, Section] = {
         ),
         "target_halfwidth": ((int, float), _positive, "positive percentage points"),
         "vote_budget": ((int,), _positive, "a positive whole number of votes"),
+        "refresh_every": ((int,), _positive, "a positive whole number of votes"),
+        "auto_close": ((bool,), None, "true or false"),
     },
     "screening": {
         "required": ((bool,), None, "true or false"),

@@ -20,3 +20,11 @@ def build_study(build_id: int) -> str:
     from studies.services.specs import study_build_run
 
     return study_build_run(build_id=build_id).status
+
+
+@task()
+def refresh_planner(refresh_id: int) -> str:
+    """Refresh a study's posterior: planner, interval widths, forecast, stopping rule."""
+    from studies.services.planning import planner_refresh_run
+
+    return planner_refresh_run(refresh_id=refresh_id).status

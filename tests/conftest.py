@@ -142,6 +142,58 @@ def study(make_study: Callable[..., Any]) -> Any:
     return make_study()
 
 
+# --- Active sampling ------------------------------------------------------------------
+
+# The small study's conditions, and a posterior of their scores: the anchor (jpeg) known
+# to 10 Elo, webp uncertain by 150, so that pairs with webp carry the information.
+PLANNER_CONDITIONS = ("jpeg-r1", "jpeg-r2", "webp-r1", "webp-r2")
+PLANNER_MEAN = (-300.0, 0.0, -150.0, 150.0)
+PLANNER_SD = (10.0, 10.0, 150.0, 150.0)
+
+
+@pytest.fixture
+def store_planner() -> Callable[..., Any]:
+    """Give a small study a successful refresh with a planner from a known posterior, as
+    the refresh task would store it (watermark: now), and make it the current one."""
+    from analysis.active import ActivePlanner, PlannerSettings
+    from studies import selectors
+    from studies.models import PlannerRefresh, Study
+    from studies.services import rating_sql
+
+    def store(
+        study: Any,
+        *,
+        settings: PlannerSettings | None = None,
+        appearances: dict[str, int] | None = None,
+    ) -> Any:
+        conditions = selectors.conditions_frame(study)
+        grouped = conditions.groupby("condition").agg(codec=("codec", "first"), bpp=("bpp", "mean"))
+        points = grouped.loc[list(PLANNER_CONDITIONS)].reset_index()
+        by_name = dict(study.conditions.values_list("name", "pk"))
+        planner = ActivePlanner.from_posterior(
+            np.array(PLANNER_MEAN),
+            np.diag(PLANNER_SD) ** 2,
+            points,
+            anchor="jpeg",
+            condition_ids=[by_name[name] for name in PLANNER_CONDITIONS],
+            settings=settings or PlannerSettings(),
+            random_seed=1,
+        )
+        refresh = PlannerRefresh.objects.create(
+            study=study,
+            status=PlannerRefresh.Status.SUCCEEDED,
+            trial_watermark=rating_sql.max_trial_id(),
+            appearances={str(by_name[n]): c for n, c in (appearances or {}).items()},
+            planner=planner.to_bytes(),
+            summary={"codecs": []},
+        )
+        Study.objects.filter(pk=study.pk).update(planner=refresh)
+        study.refresh_from_db()
+        return refresh
+
+    return store
+
+
 # --- Screening -----------------------------------------------------------------------
 
 

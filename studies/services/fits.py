@@ -125,6 +125,18 @@ def fit_run(*, fit_id: int) -> Fit:
             "excluded_raters",
         ]
     )
+    from studies.services.planning import study_apply_stopping_rule
+
+    bd = result.bd_rate
+    study_apply_stopping_rule(
+        study=study,
+        halfwidths={
+            str(codec): (float(hi) - float(lo)) / 2.0
+            for codec, lo, hi in zip(bd["codec"], bd["bd_rate_lo"], bd["bd_rate_hi"], strict=True)
+        },
+        counted_votes=len(all_votes),
+        source=f"fit #{fit.pk}",
+    )
     return fit
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 from studies import scheduling
 from studies.models import ConditionKind, RaterSession, Trial
-from studies.services import rating_sql
+from studies.services import planning, rating_sql
 
 # Golden trials are never the first counted trial: raters settle in first.
 GOLDEN_FIRST_POSITION = 1
@@ -31,13 +32,31 @@ def golden_positions(session: RaterSession) -> set[int]:
     return set(_rng(session, "golden").sample(candidates, wanted))
 
 
+@dataclass
+class _LivePlanner:
+    """The study's planner with what was issued since its refresh (this call's too)."""
+
+    loaded: planning.LoadedPlanner
+    pending: dict[tuple[int, int], int]  # (low, high) condition ids -> trials
+    appearances: dict[int, int]  # condition id -> comparison trials, study-wide
+
+    def add(self, left: int, right: int, n: int = 1) -> None:
+        pair = (min(left, right), max(left, right))
+        self.pending[pair] = self.pending.get(pair, 0) + n
+        for condition in pair:
+            self.appearances[condition] = self.appearances.get(condition, 0) + n
+
+
 class TrialIssuer:
     """Issues one session's new trials within one call of ``rating.trials_pending``.
 
     The study-wide counts of issued pairs come from ``PairIssueCount`` (one
     aggregate over the study, then the rows of the image the scheduler
     chose), never from a scan of the study's trials; this call's own trials
-    are added in memory and written by :meth:`save_counts`.
+    are added in memory and written by :meth:`save_counts`. For an active
+    study with a planner, the counts per image and per condition are the
+    refresh's plus the trials issued since it (one statement bounded by the
+    trial table's primary key), so the pair counts are only written.
     """
 
     def __init__(
@@ -60,6 +79,8 @@ class TrialIssuer:
         self.added: dict[scheduling.PairKey, int] = {}
         self._per_image: dict[int, int] | None = None
         self._pairs: dict[int, dict[scheduling.PairKey, int]] = {}
+        self._live: _LivePlanner | None = None
+        self._live_read = False
 
     def _saw(self, image_id: int, left: int, right: int) -> None:
         self.seen.add(scheduling.pair_key(image_id, left, right))
@@ -85,8 +106,74 @@ class TrialIssuer:
             self._pairs[image_id] = rating_sql.issued_on_image(self.study.pk, image_id)
         return self._pairs[image_id]
 
+    def _live_planner(self) -> _LivePlanner | None:
+        """The active planner and its pending trials, read once per call; None for a
+        balanced study, before the first refresh, or when the stored planner does not
+        fit the study (issuing then follows the balanced rule)."""
+        if self._live_read:
+            return self._live
+        self._live_read = True
+        if not self.study.is_active_sampling:
+            return None
+        loaded = planning.loaded_planner(self.study)
+        if loaded is None or loaded.condition_ids != frozenset(self.stimuli.study_conditions):
+            return None
+        live = _LivePlanner(loaded=loaded, pending={}, appearances=dict(loaded.appearances))
+        # The trials per image too come from the refresh and the trials since, not from
+        # a scan of the study's pair counts.
+        per_image = dict(loaded.image_trials)
+        condition_of = self.stimuli.condition_of
+        for image_id, left, right, n in rating_sql.pairs_issued_since(
+            self.study.pk, loaded.trial_watermark
+        ):
+            live.add(condition_of[left], condition_of[right], n)
+            per_image[image_id] = per_image.get(image_id, 0) + n
+        self._per_image = per_image
+        self._live = live
+        return live
+
     def _issue_comparison(self, *, position: int) -> Trial | None:
+        chosen = self.choose_comparison(position=position)
+        if chosen is None:
+            return None
+        choice, rng = chosen
+        return self._create(
+            position=position,
+            image_id=choice.image_id,
+            left=choice.left_condition_id,
+            right=choice.right_condition_id,
+            rng=rng,
+        )
+
+    def choose_comparison(
+        self, *, position: int
+    ) -> tuple[scheduling.PairChoice, random.Random] | None:
+        """The pair of the comparison trial at ``position`` by the study's strategy, and the
+        seeded random source that goes on to choose its crop; None if the rater has seen
+        every pair. The pair counts as issued by this call from now on (the trial itself
+        is stored by the caller)."""
         rng = _rng(self.session, position)
+        live = self._live_planner()
+        choice = (
+            self._choose_balanced(rng) if live is None else self._choose_active(live=live, rng=rng)
+        )
+        if choice is None:
+            return None
+        image_id, left, right = choice.image_id, choice.left_condition_id, choice.right_condition_id
+        if live is not None:
+            live.add(left, right)
+        key = scheduling.pair_key(image_id, left, right)
+        if image_id in self._pairs:
+            pairs = self._pairs[image_id]
+            pairs[key] = pairs.get(key, 0) + 1
+        per_image = self._issued_per_image()
+        per_image[image_id] = per_image.get(image_id, 0) + 1
+        self.added[key] = self.added.get(key, 0) + 1
+        self._saw(image_id, left, right)
+        return choice, rng
+
+    def _choose_balanced(self, rng: random.Random) -> scheduling.PairChoice | None:
+        """Strategy ``balanced`` (docs/rating.md), reading the counts of one image."""
         conditions = self.stimuli.study_conditions
         image_id = scheduling.choose_image(
             image_ids=self.stimuli.image_ids,
@@ -97,23 +184,36 @@ class TrialIssuer:
         )
         if image_id is None:
             return None
-        pairs = self._issued_on(image_id)
-        choice = scheduling.choose_pair_on_image(
+        return scheduling.choose_pair_on_image(
             image_id=image_id,
             condition_ids=conditions,
-            issued=scheduling.IssuedCounts(pairs=pairs),
+            issued=scheduling.IssuedCounts(pairs=self._issued_on(image_id)),
             seen_by_rater=self.seen,
             side_balance=self.side_balance,
             rng=rng,
         )
-        left, right = choice.left_condition_id, choice.right_condition_id
-        key = scheduling.pair_key(image_id, left, right)
-        pairs[key] = pairs.get(key, 0) + 1
-        per_image = self._issued_per_image()
-        per_image[image_id] = per_image.get(image_id, 0) + 1
-        self.added[key] = self.added.get(key, 0) + 1
-        self._saw(image_id, left, right)
-        return self._create(position=position, image_id=image_id, left=left, right=right, rng=rng)
+
+    def _choose_active(
+        self, *, live: _LivePlanner, rng: random.Random
+    ) -> scheduling.PairChoice | None:
+        """Strategy ``active``: the planner's choice (docs/rating.md), under the same
+        rater-level rules as the balanced one (one image, no pair twice, sides)."""
+        choice = live.loaded.planner.choose(
+            image_ids=self.stimuli.image_ids,
+            issued_per_image=self._issued_per_image(),
+            seen_by_rater=self.seen,
+            rng=rng,
+            side_balance=self.side_balance,
+            pending=live.pending,
+            appearances=live.appearances,
+        )
+        if choice is None:
+            return None
+        return scheduling.PairChoice(
+            image_id=choice.image_id,
+            left_condition_id=choice.left_condition_id,
+            right_condition_id=choice.right_condition_id,
+        )
 
     def _issue_golden(self, *, position: int, practice: bool) -> Trial:
         """The original against a heavily degraded version, on a random image."""

@@ -19,8 +19,11 @@ TRANSITIONS = {
 
 
 @transaction.atomic
-def study_set_status(*, study: Study, status: StudyStatus | str) -> Study:
+def study_set_status(*, study: Study, status: StudyStatus | str, reason: str = "") -> Study:
     """Launch (draft or paused -> open), pause (open -> paused) or close a study.
+
+    ``reason`` is recorded when a study closes (its stopping rule says why it closed
+    itself).
 
     Raises
     ------
@@ -37,7 +40,8 @@ def study_set_status(*, study: Study, status: StudyStatus | str) -> Study:
     if status == StudyStatus.OPEN and not study.conditions.exists():
         raise ServiceError(f"study {study.slug!r} has no stimuli yet (is its build finished?)")
     study.status = status
-    study.save(update_fields=["status"])
+    study.closed_reason = reason[:300] if status == StudyStatus.CLOSED else ""
+    study.save(update_fields=["status", "closed_reason"])
     return study
 
 

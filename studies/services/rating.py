@@ -21,7 +21,7 @@ from studies.models import (
     Vote,
     VoteChoice,
 )
-from studies.services import rating_sql
+from studies.services import planning, rating_sql
 from studies.services.errors import (
     NotAdmitted,
     ServiceError,
@@ -345,6 +345,8 @@ def _vote_store(
                 f"client_vote_id {client_vote_id} was used for another trial"
             ) from None
         return _stored_vote(existing.pk), False
+    if session.study.needs_refreshes and not trial.is_practice:
+        planning.refresh_if_due(study=session.study)
     return vote, True
 
 

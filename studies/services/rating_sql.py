@@ -71,6 +71,12 @@ _HOT_STUDY_FIELDS = (
     "screen_out_code",
     "seed",
     "created_at",
+    # Sampling: which rule issues trials, and when the posterior is refreshed.
+    "sampling_strategy",
+    "target_halfwidth",
+    "vote_budget",
+    "refresh_every",
+    "planner_id",
 )
 
 
@@ -406,6 +412,71 @@ def count_issued_pairs(study_id: int, added: dict[tuple[int, int, int], int]) ->
     params = [v for pair, n in sorted(added.items()) for v in (study_id, *pair, n)]
     with connection.cursor() as cursor:
         cursor.execute(_count_issued_pairs_sql(connection.vendor, len(added)), params)
+
+
+# --- Active sampling ----------------------------------------------------------------
+
+
+@functools.cache
+def _pairs_issued_since_sql(vendor: str) -> str:
+    # The trial's primary key bounds the scan to the trials issued since the refresh.
+    return raw_sql.sql(
+        "SELECT t.source_image_id, t.left_id, t.right_id, COUNT(*) FROM {trial} t "
+        "JOIN {session} s ON s.id = t.session_id "
+        "WHERE t.id > %s AND s.study_id = %s AND NOT t.is_golden AND NOT t.is_practice "
+        "GROUP BY t.source_image_id, t.left_id, t.right_id"
+    )
+
+
+def pairs_issued_since(study_id: int, trial_id: int) -> list[tuple[int, int, int, int]]:
+    """Comparison trials of the study with ids above ``trial_id``: (source image, left
+    stimulus, right stimulus, how many)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_pairs_issued_since_sql(connection.vendor), [trial_id, study_id])
+        return [(int(i), int(a), int(b), int(n)) for i, a, b, n in cursor.fetchall()]
+
+
+@functools.cache
+def _max_trial_id_sql(vendor: str) -> str:
+    return raw_sql.sql("SELECT MAX(id) FROM {trial}")
+
+
+def max_trial_id() -> int:
+    """The highest trial id of all studies (an index's last entry): a watermark."""
+    with connection.cursor() as cursor:
+        cursor.execute(_max_trial_id_sql(connection.vendor))
+        found = cursor.fetchone()[0]
+    return int(found or 0)
+
+
+@dataclass(frozen=True)
+class RefreshDue:
+    due: bool  # refresh_every counted votes since the latest refresh's watermark
+    in_flight: int | None  # the refresh queued or running, if any
+
+
+@functools.cache
+def _refresh_due_sql(vendor: str) -> str:
+    # Counted votes on trials above the latest refresh's watermark, counted up to the
+    # threshold only (LIMIT), so the statement costs the same however late a refresh is.
+    return raw_sql.sql(
+        "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM {trial} t "
+        "JOIN {vote} v ON v.trial_id = t.id "
+        "JOIN {session} s ON s.id = t.session_id "
+        "WHERE t.id > COALESCE((SELECT MAX(r.trial_watermark) FROM {refresh} r "
+        "WHERE r.study_id = %s), 0) AND s.study_id = %s AND NOT t.is_practice "
+        "LIMIT %s) recent), "
+        "(SELECT MIN(f.id) FROM {refresh} f WHERE f.study_id = %s AND f.status IN (%s, %s))"
+    )
+
+
+def refresh_due(study_id: int, every: int) -> RefreshDue:
+    """Whether ``every`` counted votes have arrived since the study's latest refresh."""
+    params: list[int | str] = [study_id, study_id, every, study_id, "queued", "running"]
+    with connection.cursor() as cursor:
+        cursor.execute(_refresh_due_sql(connection.vendor), params)
+        count, in_flight = cursor.fetchone()
+    return RefreshDue(due=int(count) >= every, in_flight=in_flight)
 
 
 # --- Votes -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from django.db import connection, models
 from studies.models import (
     Condition,
     PairIssueCount,
+    PlannerRefresh,
     Rater,
     RaterSession,
     SourceImage,
@@ -32,6 +33,7 @@ TABLES = {
     "condition": Condition,
     "pair_count": PairIssueCount,
     "rater": Rater,
+    "refresh": PlannerRefresh,
     "session": RaterSession,
     "source_image": SourceImage,
     "stimulus": Stimulus,

@@ -92,6 +92,7 @@ def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "fits": fits,
         "latest_fit": latest_fit,
         "preview": next((f for f in fits if f.status == "succeeded" and f.fast), None),
+        "refresh": selectors.latest_refresh(study) if study.needs_refreshes else None,
         "rater_link": request.build_absolute_uri(
             reverse("studies:rater_entry", kwargs={"slug": slug})
         ),

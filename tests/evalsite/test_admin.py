@@ -16,6 +16,7 @@ READ_ONLY = {
     "studies.ratersession",
     "studies.rater",
     "studies.fit",
+    "studies.plannerrefresh",
     "screening.displaycheck",
     "screening.screeningattempt",
     "screening.plateitem",

@@ -170,3 +170,36 @@ def test_exclusions_flow_into_fits_and_bundles(created: Study, owner: Any, tmp_p
     for name in ("bd_rate.csv", "elo.csv"):
         published = (folder / "results" / name).read_bytes()
         assert (folder / "reproduced" / name).read_bytes() == published, name
+
+
+def test_demo_study_builds_an_active_study_to_rehearse(
+    db: None, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from studies import demo
+    from studies.management.commands import demo_study
+    from tests.conftest import small_sources, small_stimuli
+
+    settings.DEMO_CREDENTIALS_FILE = tmp_path / "demo-researcher.txt"
+    # The small study's images and stimuli stand in for the demo's encodes.
+    monkeypatch.setattr(demo, "demo_images", small_sources)
+    monkeypatch.setattr(demo_study, "encode_ladders", lambda *a, **k: list(small_stimuli()))
+    summary = _run(
+        "demo_study",
+        "--slug",
+        "rehearse",
+        "--no-screening",
+        "--strategy",
+        "active",
+        "--refresh-every",
+        "50",
+        "--target-halfwidth",
+        "8",
+    )
+    assert "Built study 'rehearse' (active pairs)" in summary
+    study = Study.objects.get(slug="rehearse")
+    assert (study.sampling_strategy, study.refresh_every, study.target_halfwidth) == (
+        "active",
+        50,
+        8.0,
+    )
+    assert not study.screening_required

@@ -237,3 +237,111 @@ def test_concurrent_next_calls_never_issue_a_pair_twice_to_a_rater(make_study: A
         positions = list(session.trials.values_list("position", flat=True))
         assert sorted(positions) == list(range(len(positions)))
     assert _pair_counts(study) == _pairs_issued(study)
+
+
+# Threads that start sessions and ask for trials at once: as many raters arriving
+# together as the test server's PostgreSQL connections allow with room to spare
+# (max_connections is 100 and other test runs share the server).
+CROWD = 50
+CROWD_ROUNDS = 3
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("strategy", ["balanced", "active"])
+def test_a_crowd_starting_at_once_gets_valid_trials_each_issued_once(
+    make_study: Any, store_planner: Any, strategy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CROWD raters start a session, ask for a trial and answer it, CROWD_ROUNDS times,
+    all at once on one study: each gets a valid trial of their own, no rater a pair twice,
+    and the study's pair counts equal its trials."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite runs one writer at a time, nothing races")
+    study = make_study(
+        slug=f"crowd-{strategy}",
+        trials_per_session=8,
+        practice_trials=1,
+        golden_rate=0.2,
+        sampling_strategy=strategy,
+        refresh_every=10_000,
+    )
+    chose: list[int] = []
+    if strategy == "active":
+        from analysis.active import ActivePlanner
+
+        store_planner(study)
+        original = ActivePlanner.choose
+
+        def counted(self: ActivePlanner, **kwargs: Any) -> Any:
+            chose.append(1)
+            return original(self, **kwargs)
+
+        monkeypatch.setattr(ActivePlanner, "choose", counted)
+    errors: list[BaseException] = []
+    got: dict[int, list[Trial]] = {}
+    start = threading.Barrier(CROWD)
+
+    def rater(n: int) -> None:
+        try:
+            start.wait()
+            session, _ = services.rater_session_start(
+                study=study, platform="prolific", participant=f"crowd-{n}"
+            )
+            mine = got.setdefault(session.pk, [])
+            for _ in range(CROWD_ROUNDS):
+                found = services.trials_pending_by_token(token=session.token)
+                assert found is not None
+                _, pending = found
+                assert pending, "a session of 9 trials ended after fewer"
+                mine.append(pending[0])
+                recorded = services.vote_record_by_token(
+                    token=session.token,
+                    trial_id=pending[0].public_id,
+                    choice="left",
+                    client_vote_id=uuid.uuid4(),
+                    response_ms=900,
+                    flips=0,
+                )
+                assert recorded is not None and recorded[1]
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=rater, args=(n,)) for n in range(CROWD)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors[:3]
+    assert len(got) == CROWD and all(len(t) == CROWD_ROUNDS for t in got.values())
+    # Each trial handed out was its session's own, and handed out once.
+    handed = [t.public_id for trials in got.values() for t in trials]
+    assert len(handed) == len(set(handed))
+    for session_id, trials in got.items():
+        assert {t.session_id for t in trials} == {session_id}
+    stored = list(
+        Trial.objects.filter(session__study=study).select_related(
+            "left__condition", "right__condition"
+        )
+    )
+    assert {t.public_id for t in stored} >= set(handed)
+    for trial in stored:
+        # Both stimuli show the trial's image; a comparison shows two study conditions.
+        assert trial.left.source_image_id == trial.right.source_image_id == trial.source_image_id
+        kinds = {trial.left.condition.kind, trial.right.condition.kind}
+        assert kinds == {"study"} or trial.is_golden or trial.is_practice
+    for session in RaterSession.objects.filter(study=study):
+        trials = [t for t in stored if t.session_id == session.pk]
+        positions = sorted(t.position for t in trials)
+        assert positions == list(range(len(trials)))
+        pairs = [
+            scheduling.pair_key(t.source_image_id, t.left.condition_id, t.right.condition_id)
+            for t in trials
+            if not (t.is_golden or t.is_practice)
+        ]
+        assert len(pairs) == len(set(pairs))
+    assert _pair_counts(study) == _pairs_issued(study)
+    comparisons = sum(_pairs_issued(study).values())
+    assert comparisons > CROWD
+    if strategy == "active":
+        assert len(chose) == comparisons  # every comparison came from the planner

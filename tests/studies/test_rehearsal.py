@@ -94,3 +94,42 @@ def test_a_closed_study_is_refused(live_server: Any, make_study: Any) -> None:
     Study.objects.filter(pk=study.pk).update(status="closed")
     with pytest.raises(CommandError, match="is closed; launch it first"):
         _rehearse(live_server, study.slug, "--raters", "1", "--votes-per-rater", "1")
+
+
+def test_an_active_study_is_rehearsed_through_its_refreshes(
+    live_server: Any, make_study: Any, run_worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/rehearsal.md: balanced trials until the first refresh, which the worker runs;
+    then the planner chooses the trials of raters asking at once."""
+    from analysis.active import ActivePlanner
+    from studies.models import PlannerRefresh
+
+    study = make_study(
+        slug="rehearse-active",
+        trials_per_session=6,
+        sampling_strategy="active",
+        refresh_every=24,
+        target_halfwidth=5.0,
+    )
+    args = ("--votes-per-rater", "6", "--truth-metric", "psnr_rgb", "--truth-scale", "400")
+    _rehearse(live_server, study.slug, "--raters", "4", "--seed", "1", *args)
+    refresh = PlannerRefresh.objects.get(study=study)
+    run_worker()
+    refresh.refresh_from_db()
+    assert refresh.status == "succeeded", refresh.error
+    assert refresh.summary["forecast"]["strategy"] == "active"
+
+    choices: list[int] = []
+    original = ActivePlanner.choose
+
+    def counted(self: ActivePlanner, **kwargs: Any) -> Any:
+        choices.append(1)
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(ActivePlanner, "choose", counted)
+    output = _rehearse(
+        live_server, study.slug, "--raters", "4", "--seed", "2", "--concurrency", "4", *args
+    )
+    assert "4 simulated raters sent 24 votes" in output
+    assert Vote.objects.filter(trial__session__study=study).count() == 48
+    assert len(choices) == 24  # every trial of the new raters came from the planner

@@ -87,6 +87,27 @@ def test_key_lines_finds_keys_in_tables_and_arrays_of_tables(spec_folder: Path) 
             'slug = "Spec Study!"',
             "line 1: slug: expected lower-case letters, digits and '-'",
         ),
+        # sampling: the [sampling] table is inserted after [session] (line 15 on)
+        (
+            "[screening]",
+            '[sampling]\nstrategy = "random"\n\n[screening]',
+            "line 16: sampling.strategy: expected one of balanced, active, got 'random'",
+        ),
+        (
+            "[screening]",
+            "[sampling]\nrefresh_every = 0\n\n[screening]",
+            "line 16: sampling.refresh_every: expected a positive whole number of votes, got 0",
+        ),
+        (
+            "[screening]",
+            '[sampling]\nstrategy = "active"\nauto_close = "yes"\n\n[screening]',
+            "line 17: sampling.auto_close: expected true or false, got 'yes'",
+        ),
+        (
+            "[screening]",
+            "[sampling]\ntarget_halfwidth = -5\n\n[screening]",
+            "line 16: sampling.target_halfwidth: expected positive percentage points, got -5",
+        ),
         # codecs
         (
             "bpp = [1.5, 3.0]",
@@ -123,6 +144,26 @@ def test_each_problem_names_the_key_the_line_and_what_was_expected(
 ) -> None:
     problems = _problems(spec_folder, _spec_with(spec_folder, old, new))
     assert any(expected in p for p in problems), problems
+
+
+def test_the_sampling_keys_give_the_study_its_strategy_and_stopping_rule(
+    spec_folder: Path,
+) -> None:
+    sampling = (
+        '[sampling]\nstrategy = "active"\ntarget_halfwidth = 4.5\nvote_budget = 3000\n'
+        "refresh_every = 150\nauto_close = true\n\n[screening]"
+    )
+    spec = parse_spec(
+        _spec_with(spec_folder, "[screening]", sampling), base_dir=spec_folder, source="study.toml"
+    )
+    fields = spec.study_fields()
+    assert (
+        fields["sampling_strategy"],
+        fields["target_halfwidth"],
+        fields["vote_budget"],
+        fields["refresh_every"],
+        fields["auto_close"],
+    ) == ("active", 4.5, 3000, 150, True)
 
 
 def test_every_problem_is_reported_at_once(spec_folder: Path) -> None:

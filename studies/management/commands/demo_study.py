@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from studies import demo, services
 from studies.ladder import LadderError, encode_ladders
-from studies.models import Study
+from studies.models import SamplingStrategy, Study
 
 
 class Command(BaseCommand):
@@ -26,6 +26,24 @@ class Command(BaseCommand):
             help="Let raters start comparing at once (e.g. to try the rater API).",
         )
         parser.add_argument("--workers", type=int, default=None, help="Encoder processes.")
+        parser.add_argument(
+            "--strategy",
+            choices=SamplingStrategy.values,
+            default=SamplingStrategy.BALANCED,
+            help="How pairs are chosen (docs/rating.md); e.g. to rehearse active sampling.",
+        )
+        parser.add_argument(
+            "--refresh-every",
+            type=int,
+            default=Study.DEFAULT_REFRESH_EVERY,
+            help="Counted votes between background refreshes of the posterior.",
+        )
+        parser.add_argument(
+            "--target-halfwidth",
+            type=float,
+            default=None,
+            help="Target half-width of every 95%% BD-rate interval, percentage points.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> str:
         owner = self._researcher()
@@ -64,9 +82,12 @@ class Command(BaseCommand):
             completion_code=demo.DEMO_COMPLETION_CODE,
             screening_required=not options["no_screening"],
             seed=demo.DEMO_SEED,
+            sampling_strategy=options["strategy"],
+            refresh_every=options["refresh_every"],
+            target_halfwidth=options["target_halfwidth"],
         )
         return (
-            f"Built study {study.slug!r}: {len(images)} images, "
+            f"Built study {study.slug!r} ({study.sampling_strategy} pairs): {len(images)} images, "
             f"{sum(len(ladder.targets_bpp) for ladder in demo.DEMO_LADDERS)} conditions, "
             f"{len(stimuli)} stimuli "
             "(plus the golden-trial pair of each image)."
