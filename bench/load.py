@@ -700,9 +700,11 @@ def main() -> None:
             "ALLOWED_HOSTS": "127.0.0.1",
             "DB_CONN_MAX_AGE": "60",
             "LOG_LEVEL": "WARNING",
-            # Every simulated rater comes from 127.0.0.1: the per-address limit
-            # is off, the per-session one (docs/settings.md) stays on.
-            "RATER_API_RATE_PER_ADDRESS": "0",
+            # Both rate limits count every request, as on a real site, but so
+            # high that none refuses: every simulated rater comes from
+            # 127.0.0.1, and the 401 baseline asks with one made-up token.
+            "RATER_API_RATE_PER_ADDRESS": str(10**9),
+            "RATER_API_RATE_PER_SESSION": str(10**9),
         }
         if args.encode_cache is not None:
             args.encode_cache.mkdir(parents=True, exist_ok=True)
