@@ -20,10 +20,13 @@ pair twice.
 
 from __future__ import annotations
 
-import itertools
+import functools
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 # (image id, lower condition id, higher condition id)
 PairKey = tuple[int, int, int]
@@ -125,16 +128,29 @@ def choose_image(
 
     ``issued_per_image`` counts the study's trials per image (missing: none).
     """
-    all_pairs = list(itertools.combinations(sorted(set(condition_ids)), 2))
+    conditions = set(condition_ids)
+    n_pairs = len(conditions) * (len(conditions) - 1) // 2
+    seen_per_image: dict[int, int] = {}
+    for image_id, low, high in seen_by_rater:
+        if low in conditions and high in conditions:
+            seen_per_image[image_id] = seen_per_image.get(image_id, 0) + 1
+    # An image is open while the rater has seen fewer of its pairs than it has.
     open_images = [
-        image_id
-        for image_id in sorted(set(image_ids))
-        if any((image_id, a, b) not in seen_by_rater for a, b in all_pairs)
+        image_id for image_id in sorted(set(image_ids)) if seen_per_image.get(image_id, 0) < n_pairs
     ]
     if not open_images:
         return None
     fewest = min(issued_per_image.get(image_id, 0) for image_id in open_images)
     return rng.choice([i for i in open_images if issued_per_image.get(i, 0) == fewest])
+
+
+@functools.cache
+def _pair_indices(n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Indices (i, j), i < j, of all pairs of n items, in itertools.combinations order."""
+    first, second = np.triu_indices(n, 1)
+    first.setflags(write=False)
+    second.setflags(write=False)
+    return first, second
 
 
 def choose_pair_on_image(
@@ -149,28 +165,49 @@ def choose_pair_on_image(
     """Steps 2 to 4 of :func:`choose_balanced_pair` on an image chosen by
     :func:`choose_image` (so the rater has an unseen pair on it).
 
-    Only the counts of ``image_id`` in ``issued`` are read.
+    Only the counts of ``image_id`` in ``issued`` are read. The pairs are scored
+    as arrays (a study of 1,000 conditions has 499,500 pairs on an image); the
+    lightest are taken in the order of ``itertools.combinations`` of the sorted
+    conditions, and one is drawn as ``rng.choice`` draws from that list.
     """
-    all_pairs = list(itertools.combinations(sorted(set(condition_ids)), 2))
-    pairs = issued.pairs
-    appearances: dict[int, int] = {}
-    for a, b in all_pairs:
-        n = pairs.get((image_id, a, b), 0)
-        if n:
-            appearances[a] = appearances.get(a, 0) + n
-            appearances[b] = appearances.get(b, 0) + n
+    conditions = sorted(set(condition_ids))
+    n = len(conditions)
+    index = {condition: i for i, condition in enumerate(conditions)}
+    first, second = _pair_indices(n)
 
-    def load(pair: tuple[int, int]) -> tuple[int, int, int]:
-        a, b = pair
-        count_a = appearances.get(a, 0)
-        count_b = appearances.get(b, 0)
-        return (max(count_a, count_b), count_a + count_b, pairs.get((image_id, a, b), 0))
+    def flat(a: int, b: int) -> int:
+        """Position of the pair (a, b), a < b, in combinations order."""
+        return a * n - a * (a + 1) // 2 + (b - a - 1)
 
-    candidates = [p for p in all_pairs if (image_id, *p) not in seen_by_rater]
-    loads = [load(p) for p in candidates]
-    lightest = min(loads)
-    first, second = rng.choice([p for p, w in zip(candidates, loads, strict=True) if w == lightest])
-    left, right = orient_pair(first, second, side_balance=side_balance or {}, rng=rng)
+    pair_issued = np.zeros(first.size, dtype=np.int64)
+    appearances = np.zeros(n, dtype=np.int64)
+    for (image, low, high), count in issued.pairs.items():
+        if image != image_id or not count or low not in index or high not in index:
+            continue
+        a, b = index[low], index[high]
+        pair_issued[flat(a, b)] = count
+        appearances[a] += count
+        appearances[b] += count
+    open_pairs = np.ones(first.size, dtype=bool)
+    for image, low, high in seen_by_rater:
+        if image == image_id and low in index and high in index:
+            open_pairs[flat(index[low], index[high])] = False
+
+    count_first, count_second = appearances[first], appearances[second]
+    # The load of a pair, compared key by key: the more frequent condition's
+    # appearances, then both conditions', then the pair's own trials.
+    lightest = open_pairs
+    for key in (
+        np.maximum(count_first, count_second),
+        count_first + count_second,
+        pair_issued,
+    ):
+        lightest = lightest & (key == key[lightest].min())
+    candidates = np.flatnonzero(lightest)
+    # randrange(k) draws as choice() does from a list of k.
+    pick = int(candidates[rng.randrange(candidates.size)])
+    first_id, second_id = conditions[int(first[pick])], conditions[int(second[pick])]
+    left, right = orient_pair(first_id, second_id, side_balance=side_balance or {}, rng=rng)
     return PairChoice(image_id=image_id, left_condition_id=left, right_condition_id=right)
 
 

@@ -13,6 +13,7 @@ from studies.scheduling import (
     PairKey,
     choose_balanced_pair,
     choose_crop,
+    choose_pair_on_image,
     pair_key,
 )
 
@@ -100,3 +101,56 @@ def test_crops_stay_inside_the_image_and_keep_small_images_whole() -> None:
         assert (w, h) == (384, 384)
         assert 0 <= x <= 700 - 384 and 0 <= y <= 500 - 384
     assert choose_crop(width=300, height=200, crop_size=384, rng=rng) == (0, 0, 300, 200)
+
+
+def _lightest_pairs_by_brute_force(
+    image_id: int,
+    conditions: list[int],
+    issued: dict[PairKey, int],
+    seen: set[PairKey],
+) -> list[tuple[int, int]]:
+    """The rule of docs/rating.md written out pair by pair: the unseen pairs of the
+    image with the lowest (more frequent condition's count, both counts, pair count)."""
+    appearances: Counter[int] = Counter()
+    for (image, low, high), n in issued.items():
+        if image == image_id:
+            appearances[low] += n
+            appearances[high] += n
+    loads = {
+        (a, b): (
+            max(appearances[a], appearances[b]),
+            appearances[a] + appearances[b],
+            issued.get((image_id, a, b), 0),
+        )
+        for a, b in itertools.combinations(sorted(conditions), 2)
+        if (image_id, a, b) not in seen
+    }
+    lightest = min(loads.values())
+    return [pair for pair, load in loads.items() if load == lightest]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_the_chosen_pair_is_one_the_rule_allows_and_draws_as_a_list_would(seed: int) -> None:
+    data = random.Random(seed)
+    conditions = data.sample(range(100, 160), data.randrange(3, 25))
+    images = [1, 2]
+    all_pairs = [
+        pair_key(i, a, b) for i in images for a, b in itertools.combinations(conditions, 2)
+    ]
+    issued = {key: data.randrange(0, 4) for key in data.sample(all_pairs, len(all_pairs) // 2)}
+    seen = set(data.sample(all_pairs, len(all_pairs) // 3))
+    if all(key in seen for key in all_pairs if key[0] == 1):
+        seen.discard(next(key for key in all_pairs if key[0] == 1))
+    allowed = _lightest_pairs_by_brute_force(1, conditions, issued, seen)
+    for draw in range(5):
+        rng = random.Random(draw)
+        choice = choose_pair_on_image(
+            image_id=1,
+            condition_ids=conditions,
+            issued=IssuedCounts(pairs=issued),
+            seen_by_rater=seen,
+            rng=rng,
+        )
+        pair = tuple(sorted((choice.left_condition_id, choice.right_condition_id)))
+        # The same draw as random.choice over the allowed pairs in combinations order.
+        assert pair == random.Random(draw).choice(allowed)
