@@ -588,7 +588,9 @@ class Vote(models.Model):
         return f"{self.choice} on {self.trial}"
 
 
-class FitStatus(models.TextChoices):
+class TaskStatus(models.TextChoices):
+    """Where the background task behind a record stands: a fit, a build, a refresh."""
+
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
@@ -598,7 +600,7 @@ class FitStatus(models.TextChoices):
 class Fit(models.Model):
     """One run of the analysis on a study's votes, done by a background task."""
 
-    Status = FitStatus
+    Status = TaskStatus
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="fits")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -625,7 +627,7 @@ class Fit(models.Model):
         get_latest_by = "created_at"
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=FitStatus.values), name="fit_status_valid"
+                condition=Q(status__in=TaskStatus.values), name="fit_status_valid"
             ),
         ]
 
@@ -659,17 +661,10 @@ class Exclusion(models.Model):
         return f"{self.rater} excluded from {self.study}"
 
 
-class BuildStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-
-
 class StudyBuild(models.Model):
     """Encoding (and importing) a study's stimuli from its spec, as a background task."""
 
-    Status = BuildStatus
+    Status = TaskStatus
 
     study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="build")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -684,7 +679,7 @@ class StudyBuild(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=BuildStatus.values), name="build_status_valid"
+                condition=Q(status__in=TaskStatus.values), name="build_status_valid"
             ),
         ]
 
@@ -694,13 +689,6 @@ class StudyBuild(models.Model):
     @property
     def percent(self) -> int:
         return round(100 * self.done / self.total) if self.total else 0
-
-
-class RefreshStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
 
 
 class PlannerRefresh(models.Model):
@@ -715,12 +703,10 @@ class PlannerRefresh(models.Model):
     ``pending`` trials, and counted votes on them bring the next refresh.
     """
 
-    Status = RefreshStatus
+    Status = TaskStatus
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="refreshes")
-    status = models.CharField(
-        max_length=16, choices=RefreshStatus.choices, default=RefreshStatus.QUEUED
-    )
+    status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.QUEUED)
     trial_watermark = models.PositiveBigIntegerField(
         default=0, help_text="Highest trial id of the study when the votes were read."
     )
@@ -754,12 +740,12 @@ class PlannerRefresh(models.Model):
         get_latest_by = "created_at"
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=RefreshStatus.values), name="refresh_status_valid"
+                condition=Q(status__in=TaskStatus.values), name="refresh_status_valid"
             ),
             # Requesting is guarded by this: concurrent votes enqueue one refresh.
             models.UniqueConstraint(
                 fields=["study"],
-                condition=Q(status__in=[RefreshStatus.QUEUED, RefreshStatus.RUNNING]),
+                condition=Q(status__in=[TaskStatus.QUEUED, TaskStatus.RUNNING]),
                 name="refresh_one_in_flight_per_study",
             ),
         ]

@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from studies import selectors
-from studies.models import PlannerRefresh, RefreshStatus, Study, StudyStatus
+from studies.models import PlannerRefresh, Study, StudyStatus, TaskStatus
 from studies.services import rating_sql
 from studies.services.lifecycle import study_set_status
 
@@ -72,10 +72,10 @@ def refresh_if_due(*, study: Study) -> PlannerRefresh | None:
         lost = PlannerRefresh.objects.filter(
             pk=due.in_flight,
             created_at__lt=stale,
-            status__in=[RefreshStatus.QUEUED, RefreshStatus.RUNNING],
+            status__in=[TaskStatus.QUEUED, TaskStatus.RUNNING],
         )
         if not lost.update(
-            status=RefreshStatus.FAILED,
+            status=TaskStatus.FAILED,
             finished_at=timezone.now(),
             error=f"not finished within {REFRESH_STALE_AFTER}; taken for lost",
         ):
@@ -124,9 +124,9 @@ def planner_refresh_run(*, refresh_id: int) -> PlannerRefresh:
             .select_related("study")
             .get(pk=refresh_id)
         )
-        if refresh.status != RefreshStatus.QUEUED:
+        if refresh.status != TaskStatus.QUEUED:
             return refresh  # already run (a retried task), or taken for lost
-        refresh.status = RefreshStatus.RUNNING
+        refresh.status = TaskStatus.RUNNING
         refresh.started_at = timezone.now()
         refresh.save(update_fields=["status", "started_at"])
     study = refresh.study
@@ -149,7 +149,7 @@ def planner_refresh_run(*, refresh_id: int) -> PlannerRefresh:
             raise InputError("votes", None, "the study has no votes yet (after exclusions)")
         planner, summary = _plan(study, votes, selectors.conditions_frame(study))
     except (InputError, LaplaceError, ValueError) as exc:
-        _refresh_end(refresh, RefreshStatus.FAILED, error=str(exc))
+        _refresh_end(refresh, TaskStatus.FAILED, error=str(exc))
         # The budget needs no fit.
         study_apply_stopping_rule(
             study=study,
@@ -159,16 +159,16 @@ def planner_refresh_run(*, refresh_id: int) -> PlannerRefresh:
         )
         return refresh
     except Exception as exc:
-        _refresh_end(refresh, RefreshStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        _refresh_end(refresh, TaskStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
         raise
     summary["seconds"] = round(time.perf_counter() - started, 3)
     refresh.planner = planner.to_bytes()
     refresh.summary = summary
-    _refresh_end(refresh, RefreshStatus.SUCCEEDED)
+    _refresh_end(refresh, TaskStatus.SUCCEEDED)
     # The newest refresh wins; an older one finishing late does not replace it.
     Study.objects.filter(pk=study.pk).exclude(planner_id__gt=refresh.pk).update(planner=refresh)
     kept = list(
-        PlannerRefresh.objects.filter(study=study, status=RefreshStatus.SUCCEEDED)
+        PlannerRefresh.objects.filter(study=study, status=TaskStatus.SUCCEEDED)
         .order_by("-pk")
         .values_list("pk", flat=True)[:PLANNERS_KEPT]
     )
@@ -182,7 +182,7 @@ def planner_refresh_run(*, refresh_id: int) -> PlannerRefresh:
     return refresh
 
 
-def _refresh_end(refresh: PlannerRefresh, status: RefreshStatus, *, error: str = "") -> None:
+def _refresh_end(refresh: PlannerRefresh, status: TaskStatus, *, error: str = "") -> None:
     refresh.status = status
     refresh.error = error
     refresh.finished_at = timezone.now()
@@ -355,7 +355,7 @@ def _load(refresh_id: int) -> LoadedPlanner | None:
     from analysis.active import ActivePlanner
 
     row = (
-        PlannerRefresh.objects.filter(pk=refresh_id, status=RefreshStatus.SUCCEEDED)
+        PlannerRefresh.objects.filter(pk=refresh_id, status=TaskStatus.SUCCEEDED)
         .values_list("planner", "trial_watermark", "appearances", "image_trials")
         .first()
     )

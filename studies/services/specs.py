@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from studies.ladder import EncodedStimulus
-from studies.models import BuildStatus, Study, StudyBuild, StudyStatus
+from studies.models import Study, StudyBuild, StudyStatus, TaskStatus
 from studies.services.building import study_add_stimuli
 from studies.services.errors import ServiceError
 from studies.spec import IMAGE_SUFFIXES, StudySpec, parse_spec
@@ -146,9 +146,9 @@ def study_build_run(*, build_id: int) -> StudyBuild:
             .select_related("study")
             .get(pk=build_id)
         )
-        if build.status != BuildStatus.QUEUED:
+        if build.status != TaskStatus.QUEUED:
             return build  # already run (a retried task)
-        build.status = BuildStatus.RUNNING
+        build.status = TaskStatus.RUNNING
         build.save(update_fields=["status"])
     study = build.study
     try:
@@ -157,16 +157,16 @@ def study_build_run(*, build_id: int) -> StudyBuild:
         stimuli = _encode(spec, sources, build) + _import(spec, sources)
         study_add_stimuli(study=study, sources=sources, stimuli=stimuli)
     except (BuildFailed, ServiceError, ValueError) as exc:
-        _build_end(build, BuildStatus.FAILED, str(exc))
+        _build_end(build, TaskStatus.FAILED, str(exc))
         return build
     except Exception as exc:
-        _build_end(build, BuildStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        _build_end(build, TaskStatus.FAILED, f"{type(exc).__name__}: {exc}")
         raise
-    _build_end(build, BuildStatus.SUCCEEDED, f"{len(stimuli)} stimuli of {len(sources)} images")
+    _build_end(build, TaskStatus.SUCCEEDED, f"{len(stimuli)} stimuli of {len(sources)} images")
     return build
 
 
-def _build_end(build: StudyBuild, status: BuildStatus, message: str) -> None:
+def _build_end(build: StudyBuild, status: TaskStatus, message: str) -> None:
     build.refresh_from_db(fields=["done", "total"])
     build.status = status
     build.message = message
