@@ -232,16 +232,23 @@ class _ImageFolder:
     others: dict[str, list[Path]] = field(default_factory=dict)
 
 
-def _scan_image_folder(root: Path, folder: Path, report: ImportReport) -> _ImageFolder:
-    found = _ImageFolder(folder.name, folder)
+def _entries(root: Path, folder: Path, report: ImportReport) -> Iterator[tuple[Path, str]]:
+    """The folder's entries in name order, with their paths relative to ``root``: hidden
+    ones left out, links that escape ``root`` reported as problems and left out."""
     for entry in sorted(folder.iterdir()):
-        relative = _relative(root, entry)
         if entry.name.startswith("."):
             continue
+        relative = _relative(root, entry)
         escape = _escapes(root, entry)
         if escape is not None:
             report.add(relative, f"symbolic link escapes the folder (points to {escape})")
             continue
+        yield entry, relative
+
+
+def _scan_image_folder(root: Path, folder: Path, report: ImportReport) -> _ImageFolder:
+    found = _ImageFolder(folder.name, folder)
+    for entry, relative in _entries(root, folder, report):
         if entry.is_dir():
             report.ignored.append(relative + "/")
         elif entry.name == REFERENCE_NAME:
@@ -384,14 +391,8 @@ def validate_import(
 
     image_folders: dict[str, _ImageFolder] = {}
     manifest: dict[tuple[str, str], _ManifestRow] | None = None
-    for entry in sorted(root.iterdir()):
-        relative = _relative(root, entry)
-        if entry.name.startswith("."):
-            continue
-        escape = _escapes(root, entry)
-        if escape is not None:
-            report.add(relative, f"symbolic link escapes the folder (points to {escape})")
-        elif entry.is_dir():
+    for entry, relative in _entries(root, root, report):
+        if entry.is_dir():
             if _valid_name(entry.name):
                 image_folders[entry.name] = _scan_image_folder(root, entry, report)
             else:
