@@ -57,24 +57,15 @@ from studies.scheduling import IssuedCounts, choose_balanced_pair  # noqa: E402
 DESIGN_VOTES = 100
 
 
-class _Counts(IssuedCounts):
-    """The study's issued counts with the per-image totals the state already keeps
-    (the app reads them from the database; recounting 30 x 1,128 pairs per call would
-    make the baseline slow to simulate, not different)."""
-
-    def __init__(self, pairs: dict, per_image: dict[int, int]) -> None:
-        super().__init__(pairs=pairs)
-        object.__setattr__(self, "_per_image", per_image)
-
-    def per_image(self) -> dict[int, int]:
-        return dict(self._per_image)  # type: ignore[attr-defined]
-
-
 def balanced_scheduler(rater: int, state: ScheduleState, rng: random.Random):
     choice = choose_balanced_pair(
         image_ids=state.image_ids,
         condition_ids=state.condition_ids,
-        issued=_Counts(state.issued, state.issued_per_image),
+        issued=IssuedCounts(
+            pairs=state.issued,
+            issued_per_image=state.issued_per_image,
+            image_appearances=state.image_appearances,
+        ),
         seen_by_rater=state.seen_by_rater.get(rater, set()),
         rng=rng,
         side_balance=state.side_balance.get(rater, {}),

@@ -1,7 +1,8 @@
 """Choosing a trial on a 1,000-condition study: balanced against active (issue 8).
 
     .venv/bin/python bench/schedule.py [--images 1] [--conditions 1000] [--raters 40]
-                                       [--rounds 10] [--history 25000] [--database-url URL]
+                                       [--rounds 10] [--history 25000]
+                                       [--history-kind random|matchings] [--database-url URL]
 
 The issue's target: choosing a trial takes at most 10 ms at p99 with 1,000 conditions.
 A condition is a codec at a rate point and is shown on every image, so "1,000
@@ -13,8 +14,11 @@ stimuli), for comparison.
 
 One study per strategy is written straight into the database (images, conditions,
 stimuli rows without files: nothing here reads a file), open, with no practice or
-golden trials, half-way through: ``--history`` comparison trials already issued over
-random pairs (their ``PairIssueCount`` rows, which both rules read) and, for ``active``,
+golden trials, half-way through: ``--history`` comparison trials already issued (their
+``PairIssueCount`` and ``ConditionIssueCount`` rows, which both rules read), over random
+pairs or, with ``--history-kind matchings``, in rounds where every condition of an image
+is shown once (as the balanced rule leaves a study: every condition equally often, so
+the balanced rule's tie is the largest it can be), and, for ``active``,
 a stored refresh whose planner is built from a known posterior (Elo 400 per doubling of
 the rate, 40 Elo sd) with every condition past the exploration floor, as after a
 warm-up. Then ``--raters`` sessions take ``--rounds`` trials each, in turn; per trial:
@@ -85,7 +89,14 @@ def _build_study(
 ) -> tuple[Any, dict[tuple[int, int, int], int]]:
     from django.contrib.auth import get_user_model
 
-    from studies.models import Condition, PairIssueCount, SourceImage, Stimulus, Study
+    from studies.models import (
+        Condition,
+        ConditionIssueCount,
+        PairIssueCount,
+        SourceImage,
+        Stimulus,
+        Study,
+    )
 
     owner, _ = get_user_model().objects.get_or_create(username="bench-schedule")
     study = Study.objects.create(
@@ -135,13 +146,7 @@ def _build_study(
         for condition in conditions
         for image in images
     )
-    rng = random.Random(1)
-    history: dict[tuple[int, int, int], int] = {}
-    ids = [c.pk for c in conditions]
-    for _ in range(args.history):
-        a, b = rng.sample(ids, 2)
-        key = (images[rng.randrange(len(images))].pk, min(a, b), max(a, b))
-        history[key] = history.get(key, 0) + 1
+    history = _history(args, [i.pk for i in images], [c.pk for c in conditions])
     PairIssueCount.objects.bulk_create(
         (
             PairIssueCount(
@@ -155,7 +160,39 @@ def _build_study(
         ),
         batch_size=2000,
     )
+    shown: dict[tuple[int, int], int] = {}
+    for (i, low, high), n in history.items():
+        for c in (low, high):
+            shown[i, c] = shown.get((i, c), 0) + n
+    ConditionIssueCount.objects.bulk_create(
+        (
+            ConditionIssueCount(study=study, source_image_id=i, condition_id=c, issued=n)
+            for (i, c), n in shown.items()
+        ),
+        batch_size=2000,
+    )
     return study, history
+
+
+def _history(
+    args: argparse.Namespace, images: list[int], conditions: list[int]
+) -> dict[tuple[int, int, int], int]:
+    """``--history`` trials: (image, low, high) -> trials."""
+    rng = random.Random(1)
+    trials: list[tuple[int, int, int]] = []
+    while len(trials) < args.history:
+        if args.history_kind == "random":
+            a, b = rng.sample(conditions, 2)
+            trials.append((images[rng.randrange(len(images))], a, b))
+        else:  # one round: every condition of the next image shown once
+            image = images[len(trials) // (len(conditions) // 2) % len(images)]
+            order = rng.sample(conditions, len(conditions))
+            trials += [(image, a, b) for a, b in zip(order[::2], order[1::2], strict=False)]
+    history: dict[tuple[int, int, int], int] = {}
+    for image, a, b in trials[: args.history]:
+        key = (image, min(a, b), max(a, b))
+        history[key] = history.get(key, 0) + 1
+    return history
 
 
 def _per_image(history: dict[tuple[int, int, int], int]) -> dict[int, int]:
@@ -269,13 +306,21 @@ def _run(study: Any, args: argparse.Namespace) -> dict[str, list[float]]:
 
 
 def _cleanup(study: Any) -> None:
-    from studies.models import PairIssueCount, RaterSession, Study, Trial, Vote
+    from studies.models import (
+        ConditionIssueCount,
+        PairIssueCount,
+        RaterSession,
+        Study,
+        Trial,
+        Vote,
+    )
 
     Study.objects.filter(pk=study.pk).update(planner=None)
     Vote.objects.filter(trial__session__study=study).delete()
     Trial.objects.filter(session__study=study).delete()
     RaterSession.objects.filter(study=study).delete()
     PairIssueCount.objects.filter(study=study).delete()
+    ConditionIssueCount.objects.filter(study=study).delete()
     study.delete()
 
 
@@ -286,6 +331,7 @@ def main() -> None:
     parser.add_argument("--raters", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--history", type=int, default=25_000)
+    parser.add_argument("--history-kind", choices=["random", "matchings"], default="random")
     parser.add_argument("--strategies", default="balanced,active")
     parser.add_argument("--database-url", default="")
     args = parser.parse_args()
@@ -298,7 +344,7 @@ def main() -> None:
     )
     print(
         f"# {args.images} image(s) x {args.conditions} conditions, {args.history} trials of "
-        f"history, {args.raters} raters x {args.rounds} trials each"
+        f"{args.history_kind} history, {args.raters} raters x {args.rounds} trials each"
     )
     print("| strategy | call | p50 ms | p99 ms | max ms | n |")
     print("|---|---|---|---|---|---|")

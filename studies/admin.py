@@ -7,6 +7,7 @@ from django.http import HttpRequest
 
 from studies.models import (
     Condition,
+    ConditionIssueCount,
     Exclusion,
     Fit,
     PairIssueCount,
@@ -66,6 +67,14 @@ class PairIssueCountAdmin(ReadOnlyAdmin):
     """Kept by the service that issues trials; editing it would unbalance the schedule."""
 
     list_display = ["study", "source_image", "condition_low", "condition_high", "issued"]
+    list_filter = ["study"]
+
+
+@admin.register(ConditionIssueCount)
+class ConditionIssueCountAdmin(ReadOnlyAdmin):
+    """Kept by the service that issues trials, beside the pair counts."""
+
+    list_display = ["study", "source_image", "condition", "issued"]
     list_filter = ["study"]
 
 

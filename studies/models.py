@@ -558,6 +558,37 @@ class PairIssueCount(models.Model):
         return f"{self.issued} trials of pair {self.condition_low_id}/{self.condition_high_id}"
 
 
+class ConditionIssueCount(models.Model):
+    """How many comparison trials of a study showed one condition on one image.
+
+    Kept beside ``PairIssueCount``, in the same transaction, so that the
+    balanced rule finds an image's least shown conditions in one row per
+    condition instead of summing every pair of them (docs/rating.md). Each
+    trial counts once for each of its two conditions, so an image's rows sum to
+    twice its trials. Golden and practice trials are not counted.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="+", db_index=False)
+    source_image = models.ForeignKey(
+        SourceImage, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    condition = models.ForeignKey(
+        Condition, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    issued = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "source_image", "condition"],
+                name="condition_issue_count_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issued} trials showing condition {self.condition_id}"
+
+
 class VoteChoice(models.TextChoices):
     LEFT = "left", "Left"
     RIGHT = "right", "Right"

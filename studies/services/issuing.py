@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from studies import scheduling
@@ -47,13 +48,67 @@ class _LivePlanner:
             self.appearances[condition] = self.appearances.get(condition, 0) + n
 
 
+class _StudyCounts:
+    """The study's issue counts as the balanced rule reads them
+    (``scheduling.IssueCounts``): the counts stored so far plus this call's trials,
+    which :meth:`TrialIssuer.save_counts` stores at the end."""
+
+    def __init__(
+        self,
+        study_id: int,
+        added: dict[scheduling.PairKey, int],
+        per_image: Callable[[], dict[int, int]],
+    ) -> None:
+        self.study_id = study_id
+        self.added = added
+        self._per_image = per_image
+        self._appearances: dict[int, dict[int, int]] = {}
+
+    def per_image(self) -> dict[int, int]:
+        return self._per_image()
+
+    def appearances_on(self, image_id: int) -> dict[int, int]:
+        if image_id not in self._appearances:
+            self._appearances[image_id] = rating_sql.appearances_on_image(self.study_id, image_id)
+        counts = dict(self._appearances[image_id])
+        for (image, low, high), n in self.added.items():
+            if image == image_id:
+                counts[low] = counts.get(low, 0) + n
+                counts[high] = counts.get(high, 0) + n
+        return counts
+
+    def pairs_issued(
+        self, image_id: int, pairs: Collection[scheduling.Pair]
+    ) -> dict[scheduling.Pair, int]:
+        wanted = set(pairs)
+        stored = rating_sql.issued_pairs(self.study_id, image_id, wanted)
+        return self._with_added(image_id, stored, wanted)
+
+    def pairs_issued_on(self, image_id: int) -> dict[scheduling.Pair, int]:
+        stored = rating_sql.issued_on_image(self.study_id, image_id)
+        return self._with_added(image_id, {(low, high): n for (_, low, high), n in stored.items()})
+
+    def _with_added(
+        self,
+        image_id: int,
+        counts: dict[scheduling.Pair, int],
+        wanted: set[scheduling.Pair] | None = None,
+    ) -> dict[scheduling.Pair, int]:
+        """``counts`` plus this call's trials (of the ``wanted`` pairs; None: all)."""
+        for (image, low, high), n in self.added.items():
+            if image == image_id and (wanted is None or (low, high) in wanted):
+                counts[low, high] = counts.get((low, high), 0) + n
+        return counts
+
+
 class TrialIssuer:
     """Issues one session's new trials within one call of ``rating.trials_pending``.
 
-    The study-wide counts of issued pairs come from ``PairIssueCount`` (one
-    aggregate over the study, then the rows of the image the scheduler
-    chose), never from a scan of the study's trials; this call's own trials
-    are added in memory and written by :meth:`save_counts`. For an active
+    The study-wide counts of issued trials come from ``ConditionIssueCount`` (per
+    image, then per condition of the image the scheduler chose) and
+    ``PairIssueCount`` (a few pairs of that image), never from a scan of the
+    study's trials; this call's own trials are added in memory and written by
+    :meth:`save_counts`. For an active
     study with a planner, the counts per image and per condition are the
     refresh's plus the trials issued since it (one statement bounded by the
     trial table's primary key), so the pair counts are only written.
@@ -78,7 +133,7 @@ class TrialIssuer:
                 self._saw(trial.source_image_id, left, right)
         self.added: dict[scheduling.PairKey, int] = {}
         self._per_image: dict[int, int] | None = None
-        self._pairs: dict[int, dict[scheduling.PairKey, int]] = {}
+        self._counts = _StudyCounts(self.study.pk, self.added, self._issued_per_image)
         self._live: _LivePlanner | None = None
         self._live_read = False
 
@@ -100,11 +155,6 @@ class TrialIssuer:
         if self._per_image is None:
             self._per_image = rating_sql.issued_per_image(self.study.pk)
         return self._per_image
-
-    def _issued_on(self, image_id: int) -> dict[scheduling.PairKey, int]:
-        if image_id not in self._pairs:
-            self._pairs[image_id] = rating_sql.issued_on_image(self.study.pk, image_id)
-        return self._pairs[image_id]
 
     def _live_planner(self) -> _LivePlanner | None:
         """The active planner and its pending trials, read once per call; None for a
@@ -163,9 +213,6 @@ class TrialIssuer:
         if live is not None:
             live.add(left, right)
         key = scheduling.pair_key(image_id, left, right)
-        if image_id in self._pairs:
-            pairs = self._pairs[image_id]
-            pairs[key] = pairs.get(key, 0) + 1
         per_image = self._issued_per_image()
         per_image[image_id] = per_image.get(image_id, 0) + 1
         self.added[key] = self.added.get(key, 0) + 1
@@ -187,7 +234,7 @@ class TrialIssuer:
         return scheduling.choose_pair_on_image(
             image_id=image_id,
             condition_ids=conditions,
-            issued=scheduling.IssuedCounts(pairs=self._issued_on(image_id)),
+            issued=self._counts,
             seen_by_rater=self.seen,
             side_balance=self.side_balance,
             rng=rng,
@@ -260,4 +307,6 @@ class TrialIssuer:
     def save_counts(self) -> None:
         """Add this call's comparison trials to the study's pair counts."""
         rating_sql.count_issued_pairs(self.study.pk, self.added)
-        self.added = {}
+        self.added.clear()
+        self._per_image = None
+        self._counts = _StudyCounts(self.study.pk, self.added, self._issued_per_image)

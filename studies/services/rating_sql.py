@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -361,8 +361,9 @@ def trial_insert(
 
 @functools.cache
 def _issued_per_image_sql(vendor: str) -> str:
+    # Each trial counts once for each of its two conditions.
     return raw_sql.sql(
-        "SELECT source_image_id, SUM(issued) FROM {pair_count} "
+        "SELECT source_image_id, SUM(issued) / 2 FROM {condition_count} "
         "WHERE study_id = %s GROUP BY source_image_id"
     )
 
@@ -372,6 +373,21 @@ def issued_per_image(study_id: int) -> dict[int, int]:
     with connection.cursor() as cursor:
         cursor.execute(_issued_per_image_sql(connection.vendor), [study_id])
         return {image_id: int(n) for image_id, n in cursor.fetchall()}
+
+
+@functools.cache
+def _appearances_on_image_sql(vendor: str) -> str:
+    return raw_sql.sql(
+        "SELECT condition_id, issued FROM {condition_count} "
+        "WHERE study_id = %s AND source_image_id = %s"
+    )
+
+
+def appearances_on_image(study_id: int, image_id: int) -> dict[int, int]:
+    """Comparison trials issued so far on one image, per condition shown (either side)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_appearances_on_image_sql(connection.vendor), [study_id, image_id])
+        return {condition_id: int(n) for condition_id, n in cursor.fetchall()}
 
 
 @functools.cache
@@ -389,6 +405,38 @@ def issued_on_image(study_id: int, image_id: int) -> dict[tuple[int, int, int], 
         return {(image_id, low, high): n for low, high, n in cursor.fetchall()}
 
 
+#: Pairs per lookup statement (SQLite allows 500 terms in a compound SELECT).
+PAIRS_PER_LOOKUP = 64
+
+
+@functools.cache
+def _issued_pairs_sql(vendor: str, rows: int) -> str:
+    # One probe of the unique index per pair: both databases scan the image's rows
+    # for a row-value IN list or an OR of pairs.
+    one = (
+        "SELECT condition_low_id, condition_high_id, issued FROM {pair_count} "
+        "WHERE study_id = %s AND source_image_id = %s "
+        "AND condition_low_id = %s AND condition_high_id = %s"
+    )
+    return raw_sql.sql(" UNION ALL ".join([one] * rows))
+
+
+def issued_pairs(
+    study_id: int, image_id: int, pairs: Collection[tuple[int, int]]
+) -> dict[tuple[int, int], int]:
+    """Comparison trials issued so far on one image for these (low, high) condition pairs;
+    pairs never issued are missing."""
+    unique = sorted(set(pairs))
+    found: dict[tuple[int, int], int] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(unique), PAIRS_PER_LOOKUP):
+            chunk = unique[start : start + PAIRS_PER_LOOKUP]
+            params = [v for low, high in chunk for v in (study_id, image_id, low, high)]
+            cursor.execute(_issued_pairs_sql(connection.vendor, len(chunk)), params)
+            found.update(((low, high), int(n)) for low, high, n in cursor.fetchall())
+    return found
+
+
 @functools.cache
 def _count_issued_pairs_sql(vendor: str, rows: int) -> str:
     return raw_sql.sql(
@@ -401,17 +449,37 @@ def _count_issued_pairs_sql(vendor: str, rows: int) -> str:
     )
 
 
-def count_issued_pairs(study_id: int, added: dict[tuple[int, int, int], int]) -> None:
-    """Add newly issued trials to the study's pair counts.
+@functools.cache
+def _count_issued_conditions_sql(vendor: str, rows: int) -> str:
+    return raw_sql.sql(
+        "INSERT INTO {condition_count} (study_id, source_image_id, condition_id, issued) "
+        "VALUES {values} "
+        "ON CONFLICT (study_id, source_image_id, condition_id) "
+        "DO UPDATE SET issued = {condition_count}.issued + EXCLUDED.issued",
+        values=", ".join(["(%s, %s, %s, %s)"] * rows),
+    )
 
-    One statement, rows in key order, so two transactions that count the
-    same pairs lock their rows in the same order and cannot deadlock.
+
+def count_issued_pairs(study_id: int, added: dict[tuple[int, int, int], int]) -> None:
+    """Add newly issued trials to the study's pair counts and condition counts.
+
+    One statement per table, pairs before conditions, rows in key order, so two
+    transactions that count the same rows lock them in the same order and
+    cannot deadlock.
     """
     if not added:
         return
-    params = [v for pair, n in sorted(added.items()) for v in (study_id, *pair, n)]
+    conditions: dict[tuple[int, int], int] = {}
+    for (image_id, low, high), n in added.items():
+        for condition_id in (low, high):
+            conditions[image_id, condition_id] = conditions.get((image_id, condition_id), 0) + n
+    pair_params = [v for pair, n in sorted(added.items()) for v in (study_id, *pair, n)]
+    condition_params = [v for key, n in sorted(conditions.items()) for v in (study_id, *key, n)]
     with connection.cursor() as cursor:
-        cursor.execute(_count_issued_pairs_sql(connection.vendor, len(added)), params)
+        cursor.execute(_count_issued_pairs_sql(connection.vendor, len(added)), pair_params)
+        cursor.execute(
+            _count_issued_conditions_sql(connection.vendor, len(conditions)), condition_params
+        )
 
 
 # --- Active sampling ----------------------------------------------------------------

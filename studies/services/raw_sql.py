@@ -18,6 +18,7 @@ from django.db import connection, models
 
 from studies.models import (
     Condition,
+    ConditionIssueCount,
     PairIssueCount,
     PlannerRefresh,
     Rater,
@@ -31,6 +32,7 @@ from studies.models import (
 
 TABLES = {
     "condition": Condition,
+    "condition_count": ConditionIssueCount,
     "pair_count": PairIssueCount,
     "rater": Rater,
     "refresh": PlannerRefresh,

@@ -16,7 +16,7 @@ from django.db import connection
 from django.urls import reverse
 
 from studies import api, scheduling, services
-from studies.models import PairIssueCount, RaterSession, Trial, Vote
+from studies.models import ConditionIssueCount, PairIssueCount, RaterSession, Trial, Vote
 from studies.services import rating_sql
 
 IMAGES = [1, 2, 3]
@@ -43,6 +43,23 @@ def _pair_counts(study: Any) -> Counter[tuple[int, int, int]]:
             for c in PairIssueCount.objects.filter(study=study)
         }
     )
+
+
+def _condition_counts(study: Any) -> Counter[tuple[int, int]]:
+    return Counter(
+        {
+            (c.source_image_id, c.condition_id): c.issued
+            for c in ConditionIssueCount.objects.filter(study=study)
+        }
+    )
+
+
+def _appearances(pairs: Counter[tuple[int, int, int]]) -> Counter[tuple[int, int]]:
+    shown: Counter[tuple[int, int]] = Counter()
+    for (image_id, low, high), n in pairs.items():
+        shown[image_id, low] += n
+        shown[image_id, high] += n
+    return shown
 
 
 def _answer_all(session: RaterSession) -> list[Trial]:
@@ -112,7 +129,22 @@ def test_pair_counts_follow_the_trials_issued(make_study: Any) -> None:
         )
         _answer_all(session)
     assert Trial.objects.filter(session__study=study, is_golden=True).exists()
-    assert _pair_counts(study) == _pairs_issued(study)
+    issued = _pairs_issued(study)
+    assert _pair_counts(study) == issued
+    assert _condition_counts(study) == _appearances(issued)
+    per_image = Counter()
+    for (image_id, _, _), n in issued.items():
+        per_image[image_id] += n
+    assert rating_sql.issued_per_image(study.pk) == per_image
+    for image_id in per_image:
+        on_image = {(low, high): n for (i, low, high), n in issued.items() if i == image_id}
+        # A pair never issued is missing, as it is from the lookup.
+        never = (-2, -1)
+        asked = [*on_image, never]
+        assert rating_sql.issued_pairs(study.pk, image_id, asked) == on_image
+        assert rating_sql.appearances_on_image(study.pk, image_id) == {
+            c: n for (i, c), n in _appearances(issued).items() if i == image_id
+        }
 
 
 def test_the_backfill_migration_counts_the_trials_issued_before_it(make_study: Any) -> None:
@@ -124,6 +156,23 @@ def test_the_backfill_migration_counts_the_trials_issued_before_it(make_study: A
     migration = importlib.import_module("studies.migrations.0006_pair_issue_count_backfill")
     migration.count_issued_pairs(apps, None)
     assert _pair_counts(study) == expected == _pairs_issued(study)
+
+
+def test_the_condition_count_migration_counts_the_pairs_counted_before_it(
+    make_study: Any,
+) -> None:
+    study = make_study(slug="backfill-conditions", trials_per_session=5)
+    for n in range(2):
+        session, _ = services.rater_session_start(
+            study=study, platform="direct", participant=f"p{n}"
+        )
+        _answer_all(session)
+    expected = _condition_counts(study)
+    assert expected == _appearances(_pairs_issued(study))
+    ConditionIssueCount.objects.all().delete()
+    migration = importlib.import_module("studies.migrations.0008_condition_issue_count")
+    migration.count_issued_conditions(apps, None)
+    assert _condition_counts(study) == expected
 
 
 def test_pending_trials_are_the_trials_the_orm_reads(make_study: Any) -> None:
