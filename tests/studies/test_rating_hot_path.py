@@ -132,7 +132,7 @@ def test_pair_counts_follow_the_trials_issued(make_study: Any) -> None:
     issued = _pairs_issued(study)
     assert _pair_counts(study) == issued
     assert _condition_counts(study) == _appearances(issued)
-    per_image = Counter()
+    per_image: Counter[int] = Counter()
     for (image_id, _, _), n in issued.items():
         per_image[image_id] += n
     assert rating_sql.issued_per_image(study.pk) == per_image
