@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 from xarray import DataTree
 
@@ -60,6 +61,13 @@ from analysis.types import (
     SamplerSettings,
     VoteData,
 )
+
+# One seed, one set of draws, in every process. With fast-math, the numba kernels that
+# nutpie runs may reassociate sums one way when compiled in the process and another
+# when read back from PyTensor's on-disk cache (a fit gave other draws on a fresh cache
+# than on a warm one); strict IEEE arithmetic does not, at no measurable cost
+# (BENCHMARKS.md).
+pytensor.config.numba__fastmath = False
 
 #: Elo points per factor of 10 in the odds of winning (the chess convention).
 ELO_SCALE: Final = 400.0

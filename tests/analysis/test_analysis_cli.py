@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +38,9 @@ DIAGNOSTIC_KEYS = (
 )
 
 
-def _analysis(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _analysis(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "analysis", *args],
         cwd=cwd,
@@ -45,6 +48,7 @@ def _analysis(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=TIMEOUT_SECONDS,
         check=False,
+        env=env,
     )
 
 
@@ -105,6 +109,29 @@ def test_fit_writes_all_four_files_with_the_public_headers_reproducibly(
     again = write_outputs(result, tmp_path / "again")
     assert again["elo"].read_text(encoding="utf-8") == elo_text
     assert again["bd_rate"].read_text(encoding="utf-8") == bd_text
+
+
+@pytest.mark.slow
+def test_a_fit_compiled_afresh_gives_the_draws_of_one_read_from_the_compile_cache(
+    study_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """PyTensor keeps compiled kernels on disk: the first fit on an empty cache compiles
+    them, the second reads them back. Both must give the same numbers (with fast-math
+    kernels they did not)."""
+    env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={tmp_path / 'compiled'}"}
+    outputs = []
+    for run in ("fresh", "cached"):
+        result = _analysis(
+            "fit", "votes.csv", "--conditions", "conditions.csv", "--anchor", "jpeg",
+            "--out", run, "--seed", "5",
+            cwd=tmp_path, env=env,
+        )  # fmt: skip
+        assert result.returncode == EXIT_OK, result.stderr
+        outputs.append(
+            [(tmp_path / run / name).read_bytes() for name in ("elo.csv", "bd_rate.csv")]
+        )
+    assert (tmp_path / "compiled").is_dir()
+    assert outputs[0] == outputs[1]
 
 
 def test_bad_input_exits_with_status_2_a_located_message_and_no_outputs(
