@@ -65,8 +65,8 @@ from analysis.types import (
 # One seed, one set of draws, in every process. With fast-math, the numba kernels that
 # nutpie runs may reassociate sums one way when compiled in the process and another
 # when read back from PyTensor's on-disk cache (a fit gave other draws on a fresh cache
-# than on a warm one); strict IEEE arithmetic does not, at no measurable cost
-# (BENCHMARKS.md).
+# than on a warm one); strict IEEE arithmetic does not, for a few tenths of a second
+# of sampling on the plain model and none measurable on the others (BENCHMARKS.md).
 pytensor.config.numba__fastmath = False
 
 #: Elo points per factor of 10 in the odds of winning (the chess convention).
