@@ -25,7 +25,9 @@ from django.utils import timezone
 
 from studies.models import (
     Condition,
+    ConditionIssueCount,
     ConditionKind,
+    PairIssueCount,
     Rater,
     RaterSession,
     SourceImage,
@@ -437,26 +439,23 @@ def issued_pairs(
     return found
 
 
-@functools.cache
-def _count_issued_pairs_sql(vendor: str, rows: int) -> str:
-    return raw_sql.sql(
-        "INSERT INTO {pair_count} "
-        "(study_id, source_image_id, condition_low_id, condition_high_id, issued) "
-        "VALUES {values} "
-        "ON CONFLICT (study_id, source_image_id, condition_low_id, condition_high_id) "
-        "DO UPDATE SET issued = {pair_count}.issued + EXCLUDED.issued",
-        values=", ".join(["(%s, %s, %s, %s, %s)"] * rows),
-    )
+PAIR_COUNT_KEYS = ("study_id", "source_image_id", "condition_low_id", "condition_high_id")
+CONDITION_COUNT_KEYS = ("study_id", "source_image_id", "condition_id")
 
 
 @functools.cache
-def _count_issued_conditions_sql(vendor: str, rows: int) -> str:
+def _add_counts_sql(
+    vendor: str, model: type[PairIssueCount | ConditionIssueCount], keys: tuple[str, ...], rows: int
+) -> str:
+    """Add to ``issued`` of ``rows`` rows of a count table, keyed by its unique ``keys``,
+    creating the rows that are missing."""
+    row = "(" + ", ".join(["%s"] * (len(keys) + 1)) + ")"
     return raw_sql.sql(
-        "INSERT INTO {condition_count} (study_id, source_image_id, condition_id, issued) "
-        "VALUES {values} "
-        "ON CONFLICT (study_id, source_image_id, condition_id) "
-        "DO UPDATE SET issued = {condition_count}.issued + EXCLUDED.issued",
-        values=", ".join(["(%s, %s, %s, %s)"] * rows),
+        "INSERT INTO {target} ({columns}, issued) VALUES {values} "
+        "ON CONFLICT ({columns}) DO UPDATE SET issued = {target}.issued + EXCLUDED.issued",
+        target=raw_sql.table(model),
+        columns=", ".join(keys),
+        values=", ".join([row] * rows),
     )
 
 
@@ -476,9 +475,13 @@ def count_issued_pairs(study_id: int, added: dict[tuple[int, int, int], int]) ->
     pair_params = [v for pair, n in sorted(added.items()) for v in (study_id, *pair, n)]
     condition_params = [v for key, n in sorted(conditions.items()) for v in (study_id, *key, n)]
     with connection.cursor() as cursor:
-        cursor.execute(_count_issued_pairs_sql(connection.vendor, len(added)), pair_params)
+        vendor = connection.vendor
         cursor.execute(
-            _count_issued_conditions_sql(connection.vendor, len(conditions)), condition_params
+            _add_counts_sql(vendor, PairIssueCount, PAIR_COUNT_KEYS, len(added)), pair_params
+        )
+        cursor.execute(
+            _add_counts_sql(vendor, ConditionIssueCount, CONDITION_COUNT_KEYS, len(conditions)),
+            condition_params,
         )
 
 
