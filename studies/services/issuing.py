@@ -85,8 +85,7 @@ class _StudyCounts:
         return self._with_added(image_id, stored, wanted)
 
     def pairs_issued_on(self, image_id: int) -> dict[scheduling.Pair, int]:
-        stored = rating_sql.issued_on_image(self.study_id, image_id)
-        return self._with_added(image_id, {(low, high): n for (_, low, high), n in stored.items()})
+        return self._with_added(image_id, rating_sql.issued_on_image(self.study_id, image_id))
 
     def _with_added(
         self,

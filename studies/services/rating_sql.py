@@ -400,11 +400,11 @@ def _issued_on_image_sql(vendor: str) -> str:
     )
 
 
-def issued_on_image(study_id: int, image_id: int) -> dict[tuple[int, int, int], int]:
-    """Comparison trials issued so far on one image, per (image, low, high) condition pair."""
+def issued_on_image(study_id: int, image_id: int) -> dict[tuple[int, int], int]:
+    """Comparison trials issued so far on one image, per (low, high) condition pair."""
     with connection.cursor() as cursor:
         cursor.execute(_issued_on_image_sql(connection.vendor), [study_id, image_id])
-        return {(image_id, low, high): n for low, high, n in cursor.fetchall()}
+        return {(low, high): int(n) for low, high, n in cursor.fetchall()}
 
 
 #: Pairs per lookup statement (SQLite allows 500 terms in a compound SELECT).

@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from studies import api, scheduling, services
 from studies.models import ConditionIssueCount, PairIssueCount, RaterSession, Trial, Vote
-from studies.services import rating_sql
+from studies.services import issuing, rating_sql
 
 IMAGES = [1, 2, 3]
 CONDITIONS = [10, 11, 12, 13, 14, 15]
@@ -142,9 +142,34 @@ def test_pair_counts_follow_the_trials_issued(make_study: Any) -> None:
         never = (-2, -1)
         asked = [*on_image, never]
         assert rating_sql.issued_pairs(study.pk, image_id, asked) == on_image
+        assert rating_sql.issued_on_image(study.pk, image_id) == on_image
         assert rating_sql.appearances_on_image(study.pk, image_id) == {
             c: n for (i, c), n in _appearances(issued).items() if i == image_id
         }
+
+
+def test_the_issuer_reads_the_stored_counts_plus_its_own_trials(make_study: Any) -> None:
+    """Within one call the balanced rule sees the trials it has just chosen, not yet
+    stored, as the in-memory counts of stored and chosen trials together show them."""
+    study = make_study(slug="overlay", trials_per_session=6)
+    for n in range(2):
+        session, _ = services.rater_session_start(
+            study=study, platform="direct", participant=f"p{n}"
+        )
+        _answer_all(session)
+    stored = _pairs_issued(study)
+    image_id, low, high = next(iter(stored))
+    # A pair no trial has shown (ids past the study's): counted only as just chosen.
+    last = max(c for _, a, b in stored for c in (a, b))
+    fresh = (last + 1, last + 2)
+    added = {(image_id, low, high): 2, (image_id, *fresh): 1}
+    counts = issuing._StudyCounts(study.pk, added, lambda: rating_sql.issued_per_image(study.pk))
+    expected = scheduling.IssuedCounts(pairs=stored + Counter(added))
+    asked = [(low, high), fresh]
+    assert counts.pairs_issued(image_id, asked) == expected.pairs_issued(image_id, asked)
+    assert counts.pairs_issued_on(image_id) == expected.pairs_issued_on(image_id)
+    assert counts.appearances_on(image_id) == expected.appearances_on(image_id)
+    assert counts.pairs_issued(image_id, [fresh]) == {fresh: 1}
 
 
 def test_the_backfill_migration_counts_the_trials_issued_before_it(make_study: Any) -> None:
